@@ -1,0 +1,1 @@
+"""Wiring: settings, the aiohttp web app, the CLI and the components they assemble."""

@@ -1,0 +1,161 @@
+"""Typed settings, read from the environment and `.env`; every one is documented in `.env.example`.
+
+A wrong or missing setting fails at start-up with a `SettingsError` that names it.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from bot.errors import SettingsError
+
+SttProvider = Literal["whisper", "openai", "prosa"]
+TtsProvider = Literal["piper", "openai", "none"]
+EmotionProvider = Literal["local", "http"]
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+
+
+def _split_csv(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+class Settings(BaseSettings):
+    """Every setting the bot reads; the environment variable is the field name in upper case."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env", env_file_encoding="utf-8", extra="ignore", validate_default=True
+    )
+
+    # --- state and knowledge -------------------------------------------------------------
+    data_dir: Path = Field(Path("./data"), description="Folder that holds all state.")
+    knowledge_sources: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated folders, files and globs to index; empty means ./docs.",
+    )
+
+    # --- web server ------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address `serve` listens on.")
+    port: int = Field(8080, ge=1, le=65535, description="Port `serve` listens on.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    reindex_on_start: bool = Field(True, description="Incrementally re-index when serve starts.")
+
+    # --- audio -----------------------------------------------------------------------------
+    ffmpeg_binary: str | None = Field(
+        None, description="Path of a system ffmpeg; default: the one shipped by imageio-ffmpeg."
+    )
+    max_audio_bytes: int = Field(20_000_000, gt=0, description="Largest accepted audio upload.")
+    max_audio_seconds: float = Field(120.0, gt=0, description="Longest accepted audio.")
+    silence_dbfs: float = Field(-50.0, lt=0, description="Audio whose peak is below is silent.")
+
+    # --- speech to text --------------------------------------------------------------------
+    stt_provider: SttProvider = "whisper"
+    stt_language: str | None = Field(None, description="Fix the spoken language (e.g. en).")
+    whisper_model: str = Field(
+        "base", description="`base` uses the packaged weights; a folder or another model name."
+    )
+    whisper_compute_type: str = "int8"
+    whisper_beam_size: int = Field(1, ge=1, le=10)
+    whisper_cpu_threads: int = Field(0, ge=0, description="0 lets CTranslate2 choose.")
+    openai_stt_model: str = "whisper-1"
+    prosa_url: str = "wss://asr-api.prosa.ai/v2/speech/stt"
+    prosa_api_key: SecretStr | None = None
+    prosa_model: str = "stt-general-online"
+    prosa_timeout: float = Field(30.0, gt=0)
+
+    # --- text to speech --------------------------------------------------------------------
+    tts_provider: TtsProvider = "piper"
+    piper_model_path: Path | None = Field(None, description="Another Piper .onnx voice.")
+    openai_tts_model: str = "gpt-4o-mini-tts"
+    openai_tts_voice: str = "alloy"
+    spoken_max_words: int = Field(60, ge=5, description="Longer answers are spoken as a gist.")
+
+    # --- emotion ---------------------------------------------------------------------------
+    emotion_api_url: str | None = Field(
+        None, description="HTTP emotion service; POST {url}/predict. Unset: local detector."
+    )
+    emotion_timeout: float = Field(3.0, gt=0)
+
+    # --- language models -------------------------------------------------------------------
+    openai_api_key: SecretStr | None = Field(
+        None, description="Enables the OpenAI-compatible LLM answerer (and OpenAI speech)."
+    )
+    openai_base_url: str | None = None
+    llm_model: str = "gpt-4o-mini"
+    llm_fallback_model: str | None = None
+    llm_timeout: float = Field(30.0, gt=0)
+    llm_max_answer_tokens: int = Field(500, gt=0)
+
+    # --- retrieval -------------------------------------------------------------------------
+    embeddings_model: str | None = Field(
+        None, description="OpenAI-compatible embeddings model; set to fuse dense with BM25."
+    )
+    embeddings_base_url: str | None = Field(None, description="Default: OPENAI_BASE_URL.")
+    embeddings_api_key: SecretStr | None = Field(None, description="Default: OPENAI_API_KEY.")
+    retrieval_top_k: int = Field(4, ge=1, le=20)
+    min_coverage: float = Field(
+        0.6, ge=0, le=1, description="Share of the question's rare terms the documents must hold."
+    )
+    chunk_max_chars: int = Field(1200, ge=200)
+    thread_ttl_days: float = Field(30.0, gt=0, description="Conversations idle longer are forgotten.")
+
+    @field_validator("knowledge_sources", mode="before")
+    @classmethod
+    def _split_sources(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("stt_language", "openai_base_url", "emotion_api_url", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: Any) -> Any:
+        return None if isinstance(value, str) and not value.strip() else value
+
+    @model_validator(mode="after")
+    def _check_providers(self) -> Settings:
+        missing: list[str] = []
+        if self.stt_provider == "prosa" and self.prosa_api_key is None:
+            missing.append("PROSA_API_KEY (required by STT_PROVIDER=prosa)")
+        if self.stt_provider == "openai" and self.openai_api_key is None:
+            missing.append("OPENAI_API_KEY (required by STT_PROVIDER=openai)")
+        if self.tts_provider == "openai" and self.openai_api_key is None:
+            missing.append("OPENAI_API_KEY (required by TTS_PROVIDER=openai)")
+        if self.embeddings_model and self.embeddings_key is None:
+            missing.append("EMBEDDINGS_API_KEY or OPENAI_API_KEY (required by EMBEDDINGS_MODEL)")
+        if self.piper_model_path is not None and not self.piper_model_path.is_file():
+            missing.append(f"PIPER_MODEL_PATH ({self.piper_model_path} is not a file)")
+        if missing:
+            raise ValueError("missing or wrong: " + "; ".join(missing))
+        return self
+
+    # --- derived values ----------------------------------------------------------------------
+    @property
+    def embeddings_key(self) -> SecretStr | None:
+        return self.embeddings_api_key or self.openai_api_key
+
+    @cached_property
+    def sources(self) -> list[str]:
+        """What to index: KNOWLEDGE_SOURCES, or the project's own docs/ by default."""
+        return self.knowledge_sources or [str(PROJECT_DIR / "docs")]
+
+    def path(self, name: str) -> Path:
+        """A file under DATA_DIR (created on first use)."""
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        return self.data_dir / name
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read settings, turning validation errors into one message that names each setting."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            name = "_".join(str(part) for part in err["loc"]).upper() or "settings"
+            problems.append(f"{name}: {err['msg']}")
+        raise SettingsError("invalid settings: " + "; ".join(problems)) from None

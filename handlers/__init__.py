@@ -1,0 +1,1 @@
+"""Channel adapters and the one conversation pipeline every channel calls."""

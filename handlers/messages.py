@@ -1,0 +1,85 @@
+"""The normalized message every channel produces and the reply the pipeline returns."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from speech.types import Emotion, VoiceNote
+
+
+@dataclass(frozen=True)
+class Media:
+    """Audio attached to a message: bytes in hand, or a way to fetch them."""
+
+    mime_type: str | None = None
+    data: bytes | None = None
+    fetch: Callable[[], Awaitable[bytes]] | None = None
+    duration: float | None = None
+
+    async def read(self) -> bytes:
+        if self.data is not None:
+            return self.data
+        if self.fetch is None:
+            raise ValueError("media has neither data nor a fetch function")
+        return await self.fetch()
+
+
+@dataclass(frozen=True)
+class IncomingMessage:
+    channel: str
+    chat_id: str
+    message_id: str
+    user_id: str = ""
+    text: str | None = None
+    media: Media | None = None
+    received_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    meta: dict[str, Any] = field(default_factory=dict)
+    want_voice: bool = True
+    language: str | None = None
+
+    @property
+    def thread_id(self) -> str:
+        return f"{self.channel}:{self.chat_id}"
+
+
+@dataclass(frozen=True)
+class SourceRef:
+    title: str
+    source: str
+    section: str
+    score: float
+    text: str
+
+
+@dataclass
+class Reply:
+    text: str
+    voice: VoiceNote | None = None
+    sources: list[SourceRef] = field(default_factory=list)
+    emotion: Emotion | None = None
+    language: str | None = None
+    transcript: str | None = None
+    declined: bool = False
+    error: str | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    def to_json(self) -> dict[str, Any]:
+        """The `--json` shape of the CLI (and, later, of the HTTP API)."""
+        return {
+            "transcript": self.transcript,
+            "language": self.language,
+            "emotion": (
+                {"label": self.emotion.label, "score": round(self.emotion.score, 3)}
+                if self.emotion
+                else None
+            ),
+            "answer": self.text,
+            "declined": self.declined,
+            "sources": [s.__dict__ for s in self.sources],
+            "timings": {k: round(v, 1) for k, v in self.timings.items()},
+            "error": self.error,
+            "voice_bytes": len(self.voice.data) if self.voice else 0,
+        }

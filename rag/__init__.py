@@ -1,0 +1,1 @@
+"""Retrieval-augmented answering: indexing, retrieval, language models and the LangGraph agent."""

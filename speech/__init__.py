@@ -1,0 +1,1 @@
+"""Audio transcoding, speech-to-text, text-to-speech and emotion detection."""

@@ -1,0 +1,1 @@
+"""Persistent state under DATA_DIR: SQLite connections and LangGraph checkpoints."""

@@ -1,0 +1,1 @@
+"""Shared pytest fixtures: isolated settings, real synthesized speech, local fake servers."""
