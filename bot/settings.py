@@ -9,7 +9,14 @@ from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import (
+    Field,
+    SecretStr,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import SettingsError
@@ -44,7 +51,9 @@ class Settings(BaseSettings):
     # --- web server ------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `serve` listens on.")
     port: int = Field(8080, ge=1, le=65535, description="Port `serve` listens on.")
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
+        "INFO", description="Logging threshold."
+    )
     reindex_on_start: bool = Field(True, description="Incrementally re-index when serve starts.")
 
     # --- audio -----------------------------------------------------------------------------
@@ -111,10 +120,15 @@ class Settings(BaseSettings):
     def _split_sources(cls, value: Any) -> Any:
         return _split_csv(value)
 
-    @field_validator("stt_language", "openai_base_url", "emotion_api_url", mode="before")
+    @field_validator("*", mode="before")
     @classmethod
-    def _empty_is_none(cls, value: Any) -> Any:
-        return None if isinstance(value, str) and not value.strip() else value
+    def _empty_is_unset(cls, value: Any, info: ValidationInfo) -> Any:
+        """`NAME=` in .env means "not set": optional settings become None."""
+        if isinstance(value, str) and not value.strip() and info.field_name:
+            field = cls.model_fields[info.field_name]
+            if field.default is None:
+                return None
+        return value
 
     @model_validator(mode="after")
     def _check_providers(self) -> Settings:
@@ -156,6 +170,7 @@ def load_settings(**overrides: Any) -> Settings:
     except ValidationError as exc:
         problems = []
         for err in exc.errors():
-            name = "_".join(str(part) for part in err["loc"]).upper() or "settings"
-            problems.append(f"{name}: {err['msg']}")
+            name = "_".join(str(part) for part in err["loc"]).upper()
+            message = err["msg"].removeprefix("Value error, ")
+            problems.append(f"{name}: {message}" if name else message)
         raise SettingsError("invalid settings: " + "; ".join(problems)) from None

@@ -1,0 +1,219 @@
+"""The command line: `index`, `ask`, `chat` and `serve` (`python -m bot --help`)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import mimetypes
+import sys
+import uuid
+from pathlib import Path
+from typing import Any, TextIO
+
+from bot.components import Components, open_components
+from bot.errors import BotError
+from bot.logs import setup_logging
+from bot.settings import Settings, load_settings
+from handlers.messages import IncomingMessage, Media, Reply
+from rag.types import IndexReport
+
+CLI_CHANNEL = "cli"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m bot",
+        description="Suara: a voice-capable knowledge-base assistant.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    index = sub.add_parser("index", help="index documents (default: KNOWLEDGE_SOURCES or docs/)")
+    index.add_argument("paths", nargs="*", help="folders, files or globs to index")
+    index.add_argument("--json", action="store_true", help="print one JSON object")
+
+    ask = sub.add_parser("ask", help="ask one question (text, audio, or '-' for stdin lines)")
+    ask.add_argument("question", nargs="?", help="the question; '-' reads one per stdin line")
+    ask.add_argument("--audio", type=Path, help="an audio file holding the spoken question")
+    ask.add_argument("--chat", default="local", help="conversation id (memory is per chat)")
+    ask.add_argument("--json", action="store_true", help="print one JSON object per answer")
+    ask.add_argument("--voice-out", type=Path, help="write the spoken reply (OGG/Opus) here")
+
+    chat = sub.add_parser("chat", help="an interactive session ('@file.ogg' sends audio)")
+    chat.add_argument("--chat", default=None, help="conversation id (default: a new one)")
+    chat.add_argument("--voice-dir", type=Path, help="save each spoken reply in this folder")
+
+    serve = sub.add_parser("serve", help="run the web app (health now; channels later)")
+    serve.add_argument("--host", help="default: HOST")
+    serve.add_argument("--port", type=int, help="default: PORT")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        settings = load_settings()
+    except BotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    setup_logging(settings.log_level)
+    if args.command == "serve":
+        return serve(settings, args.host, args.port)
+    try:
+        return asyncio.run(_run(args, settings))
+    except BotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+async def _run(args: argparse.Namespace, settings: Settings) -> int:
+    async with open_components(settings) as components:
+        if args.command == "index":
+            report = await components.reindex(args.paths or None)
+            _print_report(report, as_json=args.json)
+            return 1 if report.errors and not (report.added + report.changed + report.unchanged) else 0
+        await components.ensure_indexed()
+        if args.command == "ask":
+            return await _ask(components, args)
+        return await _chat(components, args.chat or uuid.uuid4().hex[:8], args.voice_dir)
+    return 0
+
+
+def _print_report(report: IndexReport, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps({**report.__dict__, "errors": [list(e) for e in report.errors]}))
+        return
+    print(
+        f"documents: {report.added} added, {report.changed} changed, {report.removed} removed, "
+        f"{report.unchanged} unchanged ({report.chunks} chunks)"
+    )
+    for source, error in report.errors:
+        print(f"error: {source}: {error}", file=sys.stderr)
+
+
+def _audio_message(path: Path, chat_id: str, want_voice: bool) -> IncomingMessage:
+    if not path.is_file():
+        raise BotError(f"no such audio file: {path}")
+    mime = mimetypes.guess_type(path.name)[0]
+    return IncomingMessage(
+        channel=CLI_CHANNEL,
+        chat_id=chat_id,
+        message_id=uuid.uuid4().hex,
+        media=Media(mime_type=mime, data=path.read_bytes()),
+        want_voice=want_voice,
+    )
+
+
+def _text_message(text: str, chat_id: str, want_voice: bool) -> IncomingMessage:
+    return IncomingMessage(
+        channel=CLI_CHANNEL,
+        chat_id=chat_id,
+        message_id=uuid.uuid4().hex,
+        text=text,
+        want_voice=want_voice,
+    )
+
+
+async def _ask(components: Components, args: argparse.Namespace) -> int:
+    want_voice = args.voice_out is not None
+    if args.audio is not None:
+        messages = [_audio_message(args.audio, args.chat, want_voice)]
+    elif args.question == "-":
+        return await _ask_stdin(components, args.chat, args.json, sys.stdin)
+    elif args.question:
+        messages = [_text_message(args.question, args.chat, want_voice)]
+    else:
+        raise BotError("ask needs a question, '-' or --audio FILE")
+    reply = await components.pipeline.handle(messages[0])
+    if args.voice_out is not None and reply.voice is not None:
+        args.voice_out.write_bytes(reply.voice.data)
+    _print_reply(reply, as_json=args.json)
+    return 0 if reply.error is None else 1
+
+
+async def _ask_stdin(components: Components, chat_id: str, as_json: bool, stream: TextIO) -> int:
+    """Answer each line of `stream` in turn, models loaded once."""
+    while line := await asyncio.to_thread(stream.readline):
+        question = line.strip()
+        if not question:
+            continue
+        reply = await components.pipeline.handle(_text_message(question, chat_id, False))
+        _print_reply(reply, as_json=as_json)
+        sys.stdout.flush()
+    return 0
+
+
+def _print_reply(reply: Reply, *, as_json: bool) -> None:
+    if as_json:
+        print(json.dumps(reply.to_json(), ensure_ascii=False))
+        return
+    if reply.transcript is not None:
+        print(f"You said: {reply.transcript}")
+    print(reply.text)
+    if reply.sources:
+        print("\nSources:")
+        for number, source in enumerate(reply.sources, start=1):
+            section = f" – {source.section}" if source.section else ""
+            print(f"  [{number}] {source.title}{section} ({source.source})")
+    details: list[str] = []
+    if reply.emotion is not None:
+        details.append(f"emotion {reply.emotion.label} {reply.emotion.score:.2f}")
+    details.extend(f"{stage} {ms:.0f} ms" for stage, ms in reply.timings.items())
+    print(f"\n({', '.join(details)})", file=sys.stderr)
+
+
+async def _chat(components: Components, chat_id: str, voice_dir: Path | None) -> int:
+    print(
+        f"Suara chat {chat_id}. Ask a question; '@file.ogg' sends audio, "
+        "'/reset' forgets the conversation, '/quit' leaves."
+    )
+    if voice_dir is not None:
+        voice_dir.mkdir(parents=True, exist_ok=True)
+    turn = 0
+    while True:
+        try:
+            line = await asyncio.to_thread(input, "you> ")
+        except EOFError:
+            return 0
+        line = line.strip()
+        if not line:
+            continue
+        if line in ("/quit", "/exit"):
+            return 0
+        if line == "/reset":
+            await components.agent.reset(f"{CLI_CHANNEL}:{chat_id}")
+            print("bot> I've forgotten our conversation.")
+            continue
+        want_voice = voice_dir is not None
+        try:
+            if line.startswith("@"):
+                message = _audio_message(Path(line[1:].strip()).expanduser(), chat_id, want_voice)
+            else:
+                message = _text_message(line, chat_id, want_voice)
+        except BotError as exc:
+            print(f"bot> {exc}")
+            continue
+        reply = await components.pipeline.handle(message)
+        print("bot> ", end="")
+        _print_reply(reply, as_json=False)
+        if voice_dir is not None and reply.voice is not None:
+            turn += 1
+            path = voice_dir / f"reply-{turn}.ogg"
+            path.write_bytes(reply.voice.data)
+            print(f"(voice reply: {path})")
+
+
+def serve(settings: Settings, host: str | None, port: int | None) -> int:
+    from aiohttp import web
+
+    from bot.web import create_app
+
+    app = create_app(settings)
+    web.run_app(app, host=host or settings.host, port=port or settings.port, print=_listening)
+    return 0
+
+
+def _listening(message: Any) -> None:
+    print(message, file=sys.stderr)

@@ -1,0 +1,97 @@
+"""Builds the running parts from settings once (stores, speech, retriever, agent, pipeline)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+
+from bot.settings import Settings
+from handlers.pipeline import Pipeline
+from rag.agent import Agent, build_graph
+from rag.embeddings import build_embedder
+from rag.index_store import IndexStore
+from rag.indexer import index_sources
+from rag.llm import build_chat_model
+from rag.retrieval import build_retriever
+from rag.types import Embedder, IndexReport
+from speech.factory import SpeechServices, build_speech
+from storage.conversations import ConversationStore
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Components:
+    settings: Settings
+    index: IndexStore
+    embedder: Embedder | None
+    conversations: ConversationStore
+    speech: SpeechServices
+    agent: Agent
+    pipeline: Pipeline
+
+    async def reindex(self, sources: list[str] | None = None) -> IndexReport:
+        """Incrementally index `sources` (default: the configured knowledge sources)."""
+        started = time.perf_counter()
+        report = await index_sources(
+            sources or self.settings.sources,
+            self.index,
+            self.embedder,
+            chunk_max_chars=self.settings.chunk_max_chars,
+        )
+        log.info(
+            "indexed in %.1f s: %d added, %d changed, %d removed, %d unchanged, %d errors",
+            time.perf_counter() - started,
+            report.added,
+            report.changed,
+            report.removed,
+            report.unchanged,
+            len(report.errors),
+        )
+        for source, error in report.errors:
+            log.error("could not index %s: %s", source, error)
+        return report
+
+    async def ensure_indexed(self) -> None:
+        """Index the configured sources when the index holds nothing yet."""
+        if self.index.chunk_count() == 0:
+            await self.reindex()
+
+    @property
+    def providers(self) -> dict[str, str]:
+        """Which provider serves each part, for /health and logs."""
+        return {
+            "stt": self.speech.stt.name,
+            "tts": self.speech.tts.name if self.speech.tts else "none",
+            "emotion": self.speech.emotion.name,
+            "llm": self.settings.llm_model if self.settings.openai_api_key else "extractive",
+            "embeddings": self.embedder.name if self.embedder else "none",
+        }
+
+
+@asynccontextmanager
+async def open_components(settings: Settings) -> AsyncIterator[Components]:
+    """Open every store and provider; close them all on exit."""
+    index = IndexStore(settings.path("index.sqlite3"))
+    conversations = ConversationStore(settings.path("conversations.sqlite3"))
+    await conversations.open()
+    try:
+        embedder = build_embedder(settings)
+        retriever = build_retriever(settings, index, embedder)
+        graph = build_graph(
+            retriever,
+            conversations.checkpointer,
+            build_chat_model(settings),
+            top_k=settings.retrieval_top_k,
+        )
+        speech = build_speech(settings)
+        agent = Agent(graph, conversations)
+        pipeline = Pipeline(settings, speech, agent)
+        await conversations.expire(settings.thread_ttl_days * 86400)
+        yield Components(settings, index, embedder, conversations, speech, agent, pipeline)
+    finally:
+        await conversations.close()
+        index.close()

@@ -1,0 +1,98 @@
+"""The aiohttp web app that `serve` runs: health now, channel webhooks as they arrive."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+from aiohttp import web
+
+from bot.components import Components, open_components
+from bot.settings import Settings
+
+log = logging.getLogger(__name__)
+
+COMPONENTS = web.AppKey("components", Components)
+STATE = web.AppKey("state", dict)
+
+
+def create_app(settings: Settings) -> web.Application:
+    """The web app; stores and models open when it starts and close when it stops."""
+    app = web.Application()
+    app[STATE] = {"started_at": time.time(), "index": {"status": "pending"}}
+
+    async def lifecycle(app: web.Application) -> AsyncIterator[None]:
+        async with open_components(settings) as components:
+            app[COMPONENTS] = components
+            tasks = [
+                asyncio.create_task(_warm_up(app), name="warm-up"),
+                asyncio.create_task(_expire_conversations(app), name="expire-conversations"),
+            ]
+            if settings.reindex_on_start:
+                tasks.append(asyncio.create_task(_index(app), name="index-on-start"))
+            else:
+                app[STATE]["index"] = {"status": "skipped"}
+            yield
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    app.cleanup_ctx.append(lifecycle)
+    app.router.add_get("/health", health)
+    return app
+
+
+async def _index(app: web.Application) -> None:
+    state = app[STATE]["index"]
+    state.update(status="running", started_at=time.time())
+    try:
+        report = await app[COMPONENTS].reindex()
+    except Exception as exc:
+        log.exception("indexing on start failed")
+        state.update(status="failed", error=str(exc), finished_at=time.time())
+        return
+    state.update(
+        status="ok",
+        finished_at=time.time(),
+        added=report.added,
+        changed=report.changed,
+        removed=report.removed,
+        unchanged=report.unchanged,
+        errors=len(report.errors),
+    )
+
+
+async def _warm_up(app: web.Application) -> None:
+    try:
+        await app[COMPONENTS].speech.warm_up()
+    except Exception:
+        log.exception("loading the speech models failed; voice messages will fail until fixed")
+
+
+async def _expire_conversations(app: web.Application, every_seconds: float = 3600) -> None:
+    """Forget idle conversations (THREAD_TTL_DAYS) once an hour while serving."""
+    components = app[COMPONENTS]
+    while True:
+        await asyncio.sleep(every_seconds)
+        try:
+            await components.conversations.expire(components.settings.thread_ttl_days * 86400)
+        except Exception:
+            log.exception("expiring idle conversations failed; will retry in an hour")
+
+
+async def health(request: web.Request) -> web.Response:
+    components = request.app[COMPONENTS]
+    body: dict[str, Any] = {
+        "status": "ok",
+        "uptime_s": round(time.time() - request.app[STATE]["started_at"], 1),
+        "index": {
+            **request.app[STATE]["index"],
+            "documents": len(components.index.documents()),
+            "chunks": components.index.chunk_count(),
+        },
+        "providers": components.providers,
+    }
+    return web.json_response(body)

@@ -1,0 +1,252 @@
+"""The LangGraph agent: contextualize -> retrieve -> answer with citations | decline, per thread."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from dataclasses import dataclass, field
+from typing import Annotated, Any, TypedDict
+
+from langchain_core.messages import BaseMessage
+from langchain_core.runnables import Runnable
+from langgraph.checkpoint.base import BaseCheckpointSaver
+from langgraph.graph import END, START, StateGraph
+from langgraph.graph.state import CompiledStateGraph
+
+from rag.answer_extractive import content_terms, extractive_answer
+from rag.errors import ModelError
+from rag.language import base_language, detect_language, phrase
+from rag.llm import generate_answer, rewrite_query
+from rag.types import Chunk, Hit, RetrievalResult, Retriever
+from storage.conversations import ConversationStore
+
+log = logging.getLogger(__name__)
+
+_CITATION = re.compile(r"\[(\d+)\]")
+MAX_TURNS = 12  # messages kept in a thread's history
+MAX_QUERY_WORDS = 40  # a chain of follow-ups never grows the query further
+_REFERS_BACK = re.compile(
+    r"^(and|also|but|what about|how about|then|dan|lalu|bagaimana dengan)\b"
+    r"|\b(it|its|them|they|those|these|itu|tersebut|nya)\b",
+    re.IGNORECASE,
+)
+
+
+def _keep_recent(old: list[dict[str, str]], new: list[dict[str, str]]) -> list[dict[str, str]]:
+    return (old + new)[-MAX_TURNS:]
+
+
+def _stage_times(old: dict[str, float], new: dict[str, float]) -> dict[str, float]:
+    if new.get("_reset"):
+        return {k: v for k, v in new.items() if k != "_reset"}
+    return {**old, **new}
+
+
+class AgentState(TypedDict, total=False):
+    history: Annotated[list[dict[str, str]], _keep_recent]
+    question: str
+    language: str | None
+    emotion: str | None
+    emotion_score: float
+    queries: list[str]
+    query: str
+    last_query: str
+    hits: list[dict[str, Any]]
+    covered: bool
+    coverage: float
+    answer: str
+    cited: list[int]
+    declined: bool
+    tokens: int
+    timings: Annotated[dict[str, float], _stage_times]
+
+
+@dataclass(frozen=True)
+class AgentAnswer:
+    text: str
+    hits: list[Hit]
+    declined: bool
+    query: str
+    language: str | None
+    timings: dict[str, float] = field(default_factory=dict)
+    tokens: int = 0
+
+
+def _hit_to_state(hit: Hit) -> dict[str, Any]:
+    return {**hit.chunk.__dict__, "score": hit.score}
+
+
+def _hit_from_state(data: dict[str, Any]) -> Hit:
+    fields = {k: v for k, v in data.items() if k != "score"}
+    return Hit(Chunk(**fields), float(data["score"]))
+
+
+def candidate_queries(question: str, last_query: str | None) -> list[str]:
+    """Queries to try in order; without a model, a follow-up borrows the previous query's terms.
+
+    "And can I renew them?" refers back, so the combined query comes first; a short question
+    ("for how long?") tries itself first and borrows only when it is not covered on its own.
+    """
+    if not last_query:
+        return [question]
+    combined = f"{question} {last_query}"
+    if _REFERS_BACK.search(question):
+        return [combined, question]
+    if len(content_terms(question)) <= 2:
+        return [question, combined]
+    return [question]
+
+
+def build_graph(
+    retriever: Retriever,
+    checkpointer: BaseCheckpointSaver[Any],
+    model: Runnable[list[BaseMessage], BaseMessage] | None = None,
+    top_k: int = 4,
+) -> CompiledStateGraph[Any, Any, Any, Any]:
+    """Compile the agent with its checkpointer; `model` None means the extractive answerer."""
+
+    async def contextualize(state: AgentState) -> dict[str, Any]:
+        started = time.perf_counter()
+        question = state["question"]
+        queries = candidate_queries(question, state.get("last_query"))
+        if model is not None and state.get("history"):
+            try:
+                queries = [await rewrite_query(model, state["history"], question)]
+            except ModelError as exc:
+                log.warning("falling back to heuristic query rewrite: %s", exc)
+        return {"queries": queries, "timings": {"contextualize": _ms(started)}}
+
+    async def retrieve(state: AgentState) -> dict[str, Any]:
+        started = time.perf_counter()
+        chosen: RetrievalResult | None = None
+        for query in state["queries"]:
+            result = await retriever.search(query, top_k)
+            chosen = chosen or result
+            if result.covered:
+                chosen = result
+                break
+        assert chosen is not None
+        return {
+            "query": chosen.query,
+            "hits": [_hit_to_state(h) for h in chosen.hits],
+            "covered": chosen.covered,
+            "coverage": chosen.coverage,
+            "covered": result.covered,
+            "coverage": result.coverage,
+            "timings": {"retrieve": _ms(started)},
+        }
+
+    def route(state: AgentState) -> str:
+        return "answer" if state["covered"] and state["hits"] else "decline"
+
+    async def answer(state: AgentState) -> dict[str, Any]:
+        started = time.perf_counter()
+        hits = [_hit_from_state(h) for h in state["hits"]]
+        language = state.get("language")
+        # A weak emotion reading shapes neither answerer's tone.
+        emotion = state.get("emotion") if state.get("emotion_score", 0.0) >= 0.5 else None
+        tone = phrase(emotion, language) if emotion else ""
+        text, cited, declined, tokens = "", [], False, 0
+        if model is not None:
+            try:
+                reply = await generate_answer(
+                    model, state["question"], hits, state.get("history", []), language, emotion
+                )
+                text, cited, declined, tokens = reply.text, reply.cited, reply.declined, reply.tokens
+            except ModelError as exc:
+                log.error("every language model failed, answering extractively: %s", exc)
+        if not text and not declined:
+            text, cited = extractive_answer(state["query"], hits, language, tone)
+        if declined or not text:
+            return {**_declined(state), "tokens": tokens, "timings": {"generate": _ms(started)}}
+        return {
+            "answer": text,
+            "cited": cited,
+            "declined": False,
+            "tokens": tokens,
+            "last_query": " ".join(state["query"].split()[:MAX_QUERY_WORDS]),
+            "history": _turn(state["question"], text),
+            "timings": {"generate": _ms(started)},
+        }
+
+    async def decline(state: AgentState) -> dict[str, Any]:
+        return {**_declined(state), "tokens": 0, "timings": {"generate": 0.0}}
+
+    graph = StateGraph(AgentState)
+    graph.add_node("contextualize", contextualize)
+    graph.add_node("retrieve", retrieve)
+    graph.add_node("answer", answer)
+    graph.add_node("decline", decline)
+    graph.add_edge(START, "contextualize")
+    graph.add_edge("contextualize", "retrieve")
+    graph.add_conditional_edges("retrieve", route, {"answer": "answer", "decline": "decline"})
+    graph.add_edge("answer", END)
+    graph.add_edge("decline", END)
+    return graph.compile(checkpointer=checkpointer)
+
+
+def renumber_citations(text: str, cited: list[int]) -> str:
+    """Make [n] markers point at the n-th cited source (cited holds 0-based hit indexes)."""
+    position = {index + 1: new for new, index in enumerate(cited, start=1)}
+    return _CITATION.sub(lambda m: f"[{position.get(int(m.group(1)), m.group(1))}]", text)
+
+
+def _ms(started: float) -> float:
+    return (time.perf_counter() - started) * 1000
+
+
+def _turn(question: str, answer: str) -> list[dict[str, str]]:
+    return [{"role": "user", "content": question}, {"role": "assistant", "content": answer}]
+
+
+def _declined(state: AgentState) -> dict[str, Any]:
+    text = phrase("decline", state.get("language"))
+    # A declined turn keeps the question in history but not as context for follow-ups.
+    return {"answer": text, "cited": [], "declined": True, "history": _turn(state["question"], text)}
+
+
+class Agent:
+    """Answers one question in a thread; the graph's checkpointer remembers the thread."""
+
+    def __init__(
+        self, graph: CompiledStateGraph[Any, Any, Any, Any], conversations: ConversationStore
+    ) -> None:
+        self.graph = graph
+        self.conversations = conversations
+
+    async def reset(self, thread_id: str) -> None:
+        """Forget a conversation (the /reset command)."""
+        await self.conversations.reset(thread_id)
+
+    async def answer(
+        self,
+        thread_id: str,
+        question: str,
+        language: str | None = None,
+        emotion: str | None = None,
+        emotion_score: float = 0.0,
+    ) -> AgentAnswer:
+        language = base_language(language) or detect_language(question)
+        await self.conversations.touch(thread_id)
+        state = await self.graph.ainvoke(
+            {
+                "question": question,
+                "language": language,
+                "emotion": emotion,
+                "emotion_score": emotion_score,
+                "timings": {"_reset": 1.0},
+            },
+            config={"configurable": {"thread_id": thread_id}},
+        )
+        hits = [_hit_from_state(h) for h in state.get("hits", [])]
+        cited = [i for i in state.get("cited", []) if i < len(hits)]
+        return AgentAnswer(
+            text=renumber_citations(state["answer"], cited),
+            hits=[hits[i] for i in cited],
+            declined=state["declined"],
+            query=state["query"],
+            language=language,
+            timings=dict(state.get("timings", {})),
+            tokens=state.get("tokens", 0),
+        )

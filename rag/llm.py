@@ -1,0 +1,141 @@
+"""The OpenAI-compatible chat model (with its fallback) that rewrites follow-ups and writes answers."""
+
+from __future__ import annotations
+
+import logging
+import re
+from dataclasses import dataclass
+
+from langchain_core.language_models import BaseChatModel
+from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.runnables import Runnable
+from langchain_openai import ChatOpenAI
+
+from bot.settings import Settings
+from rag.errors import ModelError
+from rag.language import LANGUAGE_NAMES, base_language
+from rag.types import Hit
+
+log = logging.getLogger(__name__)
+
+NOT_COVERED = "NOT_COVERED"
+_CITATION = re.compile(r"\[(\d+)\]")
+
+ANSWER_SYSTEM = """You are a support assistant that answers ONLY from the numbered passages below.
+Rules:
+- Use only facts stated in the passages. Never add facts, numbers, names or steps they do not state.
+- Cite every fact with the passage number in square brackets, like [1] or [2].
+- If the passages do not answer the question, reply with exactly {not_covered} and nothing else.
+- Answer in {language}. Be brief: at most five sentences, or a short list of steps.
+- {tone}"""
+
+REWRITE_SYSTEM = """Rewrite the user's last message as one standalone search query, using the
+conversation only to resolve what it refers to. Reply with the query alone, no quotes."""
+
+TONES = {
+    "sad": "The user sounds sad: open with one short, kind sentence.",
+    "angry": "The user sounds frustrated: acknowledge it in a few words, then be direct.",
+    "fearful": "The user sounds worried: be calm and reassuring.",
+    "happy": "The user sounds happy: be warm.",
+    "surprised": "The user sounds surprised: be clear.",
+    "neutral": "Use a friendly, neutral tone.",
+}
+
+
+@dataclass(frozen=True)
+class LlmAnswer:
+    text: str
+    cited: list[int]
+    declined: bool
+    tokens: int
+
+
+def _model(settings: Settings, name: str) -> ChatOpenAI:
+    key = settings.openai_api_key
+    return ChatOpenAI(
+        model=name,
+        base_url=settings.openai_base_url,
+        api_key=key,
+        timeout=settings.llm_timeout,
+        max_retries=1,
+        temperature=0,
+        max_completion_tokens=settings.llm_max_answer_tokens,
+    )
+
+
+def build_chat_model(settings: Settings) -> Runnable[list[BaseMessage], BaseMessage] | None:
+    """The configured model with its fallback, or None when no OPENAI_API_KEY is set."""
+    if settings.openai_api_key is None:
+        return None
+    primary: BaseChatModel = _model(settings, settings.llm_model)
+    if settings.llm_fallback_model:
+        return primary.with_fallbacks([_model(settings, settings.llm_fallback_model)])
+    return primary
+
+
+def _passages(hits: list[Hit]) -> str:
+    blocks = []
+    for number, hit in enumerate(hits, start=1):
+        chunk = hit.chunk
+        heading = f"{chunk.title} – {chunk.section}" if chunk.section else chunk.title
+        blocks.append(f"[{number}] {heading} ({chunk.source})\n{chunk.text}")
+    return "\n\n".join(blocks)
+
+
+def _history(turns: list[dict[str, str]]) -> list[BaseMessage]:
+    messages: list[BaseMessage] = []
+    for turn in turns:
+        cls = HumanMessage if turn["role"] == "user" else AIMessage
+        messages.append(cls(content=turn["content"]))
+    return messages
+
+
+def _tokens(message: BaseMessage) -> int:
+    usage = getattr(message, "usage_metadata", None) or {}
+    return int(usage.get("total_tokens", 0))
+
+
+async def rewrite_query(
+    model: Runnable[list[BaseMessage], BaseMessage], history: list[dict[str, str]], question: str
+) -> str:
+    """A standalone query for a follow-up question; raises ModelError when every model fails."""
+    messages = [SystemMessage(REWRITE_SYSTEM), *_history(history), HumanMessage(question)]
+    try:
+        reply = await model.ainvoke(messages)
+    except Exception as exc:
+        raise ModelError(f"query rewrite failed: {exc}") from exc
+    text = str(reply.content).strip().strip('"')
+    return text or question
+
+
+async def generate_answer(
+    model: Runnable[list[BaseMessage], BaseMessage],
+    question: str,
+    hits: list[Hit],
+    history: list[dict[str, str]],
+    language: str | None,
+    emotion: str | None,
+) -> LlmAnswer:
+    """A grounded, cited answer; raises ModelError when every configured model fails."""
+    lang = LANGUAGE_NAMES.get(base_language(language) or "", "the language of the question")
+    system = ANSWER_SYSTEM.format(
+        not_covered=NOT_COVERED, language=lang, tone=TONES.get(emotion or "neutral", TONES["neutral"])
+    )
+    messages = [
+        SystemMessage(system + "\n\nPassages:\n" + _passages(hits)),
+        *_history(history),
+        HumanMessage(question),
+    ]
+    try:
+        reply = await model.ainvoke(messages)
+    except Exception as exc:
+        raise ModelError(f"answer generation failed: {exc}") from exc
+    text = str(reply.content).strip()
+    tokens = _tokens(reply)
+    if not text or NOT_COVERED in text:
+        return LlmAnswer("", [], True, tokens)
+    cited = sorted({int(n) - 1 for n in _CITATION.findall(text) if 0 < int(n) <= len(hits)})
+    if not cited:
+        log.warning("model answer cites no passage; treating it as not grounded")
+        return LlmAnswer("", [], True, tokens)
+    return LlmAnswer(text, cited, False, tokens)
