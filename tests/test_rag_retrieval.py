@@ -1,0 +1,260 @@
+"""Retrieval on a small realistic corpus: ranking, coverage both ways, safety, dense fusion."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+
+import pytest
+
+from bot.settings import Settings
+from rag.embeddings import OpenAIEmbedder, build_embedder
+from rag.index_store import IndexStore
+from rag.indexer import index_sources
+from rag.retrieval import HybridRetriever, RetrievalConfig, build_retriever, rrf
+from rag.text import analyze_query, content_terms
+from tests.fakes.openai_api import FakeOpenAI, bag_of_words_vector
+
+CORPUS = Path(__file__).parent / "fixtures" / "corpus_small"
+
+# Paraphrased questions (not the documents' wording) and the file that answers each.
+QUESTIONS = [
+    ("How do I put Lumen on an Ubuntu server?", "install.md"),
+    ("How can I confirm the server is healthy after installing?", "install.md"),
+    ("Where does the server look for its settings file?", "configuration.md"),
+    ("How do I override a config key without editing the file?", "configuration.md"),
+    ("How do I get logs as JSON?", "configuration.md"),
+    ("How long are delivered events retained?", "configuration.md"),
+    ("How do I run several replicas on Kubernetes?", "kubernetes.md"),
+    ("Which probes does the Helm chart set up?", "kubernetes.md"),
+    ("How do I serve the ingest port over HTTPS?", "tls.html"),
+    ("Can Lumen get certificates from Let's Encrypt automatically?", "tls.html"),
+    ("How do I swap an expiring certificate without a restart?", "tls.html"),
+    ("How do I make a new API key for my CI pipeline?", "authentication.md"),
+    ("A token leaked, how do I invalidate it?", "authentication.md"),
+    ("How are incoming webhooks verified?", "authentication.md"),
+    ("How do I back up the data while the server keeps running?", "backups.md"),
+    ("How do I run a nightly backup automatically?", "backups.md"),
+    ("How do I bring back data from a snapshot?", "backups.md"),
+    ("Senders get connection refused, what should I check?", "troubleshooting.md"),
+    ("What happens to an event after every retry has failed?", "troubleshooting.md"),
+    ("The disk filled up, what now?", "troubleshooting.md"),
+    ("How do I go back to the previous release after a bad upgrade?", "upgrading.txt"),
+    ("What does the service need in terms of memory and disk before I set it up?", "install.md"),
+    ("How much memory should I give each pod?", "kubernetes.md"),
+    ("What happens when a webhook body is too large?", "configuration.md"),
+]
+OFF_TOPIC = [
+    "What is the capital of France?",
+    "Who won the 2018 World Cup?",
+    "how do I bake sourdough bread",
+    "What's a good recipe for vegetable curry?",
+    "Who painted the Mona Lisa?",
+    "How do I center a div with CSS?",
+]
+HOSTILE = [
+    'token" OR "x',
+    "(backup",
+    "backup)",
+    "NEAR(backup restore, 2)",
+    "backup NEAR restore",
+    "back*",
+    "-backup",
+    "^backup",
+    "title:backup",
+    "{title section}: backup",
+    "text : restore OR snapshot",
+    "backup AND NOT restore",
+    '"unbalanced quote',
+    "'; DROP TABLE chunks; --",
+    "\\\\ \x00 \u200b 🙂 ümlaut",
+    "backup " * 300,
+]
+
+SettingsFactory = Callable[..., Settings]
+
+
+@pytest.fixture(scope="module")
+async def store(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[IndexStore]:
+    index = IndexStore(tmp_path_factory.mktemp("retrieval") / "index.sqlite3")
+    report = await index_sources([str(CORPUS)], index)
+    assert report.errors == [] and report.added == 8
+    yield index
+    index.close()
+
+
+@pytest.fixture
+def retriever(store: IndexStore) -> HybridRetriever:
+    return HybridRetriever(store, min_coverage=0.5)
+
+
+def file_of(source: str) -> str:
+    return Path(source).name
+
+
+async def test_paraphrased_questions_find_their_document(retriever: HybridRetriever) -> None:
+    ranks = []
+    for question, expected in QUESTIONS:
+        result = await retriever.search(question, 4)
+        files = [file_of(hit.chunk.source) for hit in result.hits]
+        ranks.append(files.index(expected) + 1 if expected in files else None)
+    misses = [(q, rank) for (q, _), rank in zip(QUESTIONS, ranks, strict=True) if rank != 1]
+    assert sum(rank == 1 for rank in ranks) / len(ranks) >= 0.8, misses
+    assert all(rank is not None for rank in ranks), misses  # every answer is in the top 4
+
+
+async def test_hits_are_ranked_diverse_and_carry_their_chunk(retriever: HybridRetriever) -> None:
+    result = await retriever.search("How do I rotate TLS certificates without restarting?", 4)
+    assert result.query == "How do I rotate TLS certificates without restarting?"
+    assert len(result.hits) == 4
+    best = result.hits[0].chunk
+    assert file_of(best.source) == "tls.html" and best.title == "Enabling TLS"
+    assert best.section == "Mutual TLS for consumers > Rotating certificates"
+    assert "SIGHUP" in best.text
+    scores = [hit.score for hit in result.hits]
+    assert scores == sorted(scores, reverse=True)
+    # Two documents match: one passage of each first, then the best others.
+    assert len({hit.chunk.doc_id for hit in result.hits}) == 2
+    broad = await retriever.search("server data configuration restart", 5)
+    docs = [hit.chunk.doc_id for hit in broad.hits]
+    assert len(docs) == 5 and len(set(docs)) == 5  # one passage per document in the top k
+
+
+async def test_one_document_may_fill_the_top_k_when_asked(store: IndexStore) -> None:
+    unlimited = HybridRetriever(store, config=RetrievalConfig(max_per_doc=0))
+    result = await unlimited.search("certificates TLS certificate files", 3)
+    assert [file_of(hit.chunk.source) for hit in result.hits] == ["tls.html"] * 3
+
+
+async def test_in_domain_questions_are_covered(retriever: HybridRetriever) -> None:
+    covered = [(await retriever.search(q, 4)).covered for q, _ in QUESTIONS]
+    assert sum(covered) / len(covered) >= 0.8
+    for question in (
+        "How do I get logs as JSON?",
+        "How do I back up the data while the server keeps running?",
+        "Which probes does the Helm chart set up?",
+    ):
+        result = await retriever.search(question, 4)
+        assert result.covered and result.coverage >= 0.8, question
+
+
+async def test_off_topic_questions_are_not_covered(retriever: HybridRetriever) -> None:
+    for question in OFF_TOPIC:
+        result = await retriever.search(question, 4)
+        assert not result.covered, question
+        assert result.coverage < 0.3, question
+
+
+async def test_questions_without_content_words_return_nothing(retriever: HybridRetriever) -> None:
+    for question in ("", "   ", "what is it?", "how do I do that?", "?!"):
+        result = await retriever.search(question, 4)
+        assert (result.hits, result.coverage, result.covered) == ([], 0.0, False)
+    assert (await retriever.search("backup", 0)).hits == []
+
+
+async def test_user_text_never_reaches_fts5_as_syntax(
+    retriever: HybridRetriever, store: IndexStore
+) -> None:
+    chunks_before = store.chunk_count()
+    for query in HOSTILE:
+        result = await retriever.search(query, 4)
+        assert 0.0 <= result.coverage <= 1.0
+        if "backup" in query and "DROP" not in query:
+            assert file_of(result.hits[0].chunk.source) == "backups.md", query
+    assert store.chunk_count() == chunks_before
+    assert (await retriever.search("title:backup", 4)).hits  # a word, not a column filter
+
+
+def test_query_analysis_quotes_terms_and_expands_synonyms() -> None:
+    terms = {t.text: t for t in analyze_query("How do I set up TLS and remove old certs?")}
+    assert terms["tls"].weight == 1.0 and terms["tls"].is_original
+    assert terms["setup"].origin == "set" and terms["setup"].weight < 1.0
+    assert terms["delete"].origin == "remove" and terms["delete"].credit < 1.0
+    assert "how" not in terms and "do" not in terms and "i" not in terms
+    colour = {t.text: t for t in analyze_query("change the colour")}
+    assert colour["color"].weight == 1.0 and colour["color"].origin == "colour"
+    assert content_terms("Bagaimana cara memasang Lumen di server?") == [
+        "memasang",
+        "lumen",
+        "server",
+    ]
+    assert content_terms("Why won't it start?") == ["start"]
+
+
+async def test_search_latency_on_the_small_corpus(retriever: HybridRetriever) -> None:
+    started = time.perf_counter()
+    for question, _ in QUESTIONS:
+        await retriever.search(question, 4)
+    per_query_ms = (time.perf_counter() - started) * 1000 / len(QUESTIONS)
+    assert per_query_ms < 100
+
+
+def test_rrf_prefers_items_ranked_well_by_both() -> None:
+    fused = rrf([[1, 2, 3], [3, 1, 4]], k=60)
+    assert [item for item, _ in fused] == [1, 3, 2, 4]
+    assert fused[0][1] == pytest.approx(1 / 61 + 1 / 62)
+
+
+async def test_dense_vectors_are_fused_with_bm25(
+    tmp_path: Path, fake_openai: FakeOpenAI, settings_factory: SettingsFactory
+) -> None:
+    settings = settings_factory(
+        data_dir=tmp_path,
+        embeddings_model="embed-small",
+        embeddings_api_key=fake_openai.api_key,
+        embeddings_base_url=fake_openai.base_url,
+        min_coverage=0.5,
+    )
+    embedder = build_embedder(settings)
+    assert isinstance(embedder, OpenAIEmbedder) and embedder.name == "embed-small"
+    store = IndexStore(settings.path("index.sqlite3"))
+    try:
+        await index_sources([str(CORPUS)], store, embedder)
+        retriever = build_retriever(settings, store, embedder)
+        calls = len(fake_openai.calls("/embeddings"))
+        result = await retriever.search("How do I run a nightly backup automatically?", 4)
+        assert len(fake_openai.calls("/embeddings")) == calls + 1  # the query was embedded
+        assert file_of(result.hits[0].chunk.source) == "backups.md" and result.covered
+        assert all(hit.score <= 2 / 61 for hit in result.hits)  # fused by reciprocal rank
+
+        # A passage that shares no word with the question enters through its vector alone.
+        question = "zebra quagga okapi"
+        target = next(
+            rowid
+            for rowid, chunk in store.chunks(range(1, 200)).items()
+            if file_of(chunk.source) == "upgrading.txt"
+        )
+        store.put_vectors("embed-small", [(target, bag_of_words_vector(question))])
+        dense_only = await retriever.search(question, 4)
+        assert file_of(dense_only.hits[0].chunk.source) == "upgrading.txt"
+        assert not dense_only.covered and dense_only.coverage == 0.0
+    finally:
+        store.close()
+
+
+async def test_a_failing_embedder_falls_back_to_bm25(
+    store: IndexStore, fake_openai: FakeOpenAI, caplog: pytest.LogCaptureFixture
+) -> None:
+    embedder = OpenAIEmbedder(
+        "gone-model", base_url=fake_openai.base_url, api_key=fake_openai.api_key, max_retries=0
+    )
+    await embedder_vectors(store, embedder)
+    fake_openai.fail_models.add("gone-model")
+    retriever = HybridRetriever(store, embedder, min_coverage=0.5)
+    with caplog.at_level(logging.WARNING, logger="rag.retrieval"):
+        result = await retriever.search("How do I bring back data from a snapshot?", 4)
+    assert file_of(result.hits[0].chunk.source) == "backups.md"
+    assert result.hits[0].score > 1  # a BM25 score, not a fused one
+    assert "dense retrieval skipped" in caplog.text
+
+
+async def embedder_vectors(store: IndexStore, embedder: OpenAIEmbedder) -> None:
+    rows = store.chunks_without_vectors(embedder.name)
+    vectors = await embedder.embed([chunk.text for _, chunk in rows])
+    store.put_vectors(embedder.name, [(r, v) for (r, _), v in zip(rows, vectors, strict=True)])
+
+
+def test_no_embedder_without_a_model(settings_factory: SettingsFactory) -> None:
+    assert build_embedder(settings_factory()) is None
