@@ -19,9 +19,7 @@ from bot.settings import load_settings
 from handlers.messages import IncomingMessage, Media
 from speech.transcode import to_voice_note
 
-QUESTION = (
-    "How do I switch the speech to text provider to Prosa, and which settings does it need?"
-)
+QUESTION = "How do I switch the speech to text provider to Prosa, and which settings does it need?"
 STAGES = ("download", "transcode", "stt", "emotion", "retrieve", "generate", "tts", "total")
 
 

@@ -73,7 +73,9 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "index":
             report = await components.reindex(args.paths or None)
             _print_report(report, as_json=args.json)
-            return 1 if report.errors and not (report.added + report.changed + report.unchanged) else 0
+            return (
+                1 if report.errors and not (report.added + report.changed + report.unchanged) else 0
+            )
         await components.ensure_indexed()
         if args.command == "ask":
             return await _ask(components, args)

@@ -110,10 +110,12 @@ class Settings(BaseSettings):
     embeddings_api_key: SecretStr | None = Field(None, description="Default: OPENAI_API_KEY.")
     retrieval_top_k: int = Field(4, ge=1, le=20)
     min_coverage: float = Field(
-        0.6, ge=0, le=1, description="Share of the question's rare terms the documents must hold."
+        0.5, ge=0, le=1, description="Share of the question's rare terms the documents must hold."
     )
     chunk_max_chars: int = Field(1200, ge=200)
-    thread_ttl_days: float = Field(30.0, gt=0, description="Conversations idle longer are forgotten.")
+    thread_ttl_days: float = Field(
+        30.0, gt=0, description="Conversations idle longer are forgotten."
+    )
 
     @field_validator("knowledge_sources", mode="before")
     @classmethod

@@ -1,4 +1,4 @@
-"""The one conversation pipeline: audio -> transcript -> emotion -> grounded answer -> voice reply."""
+"""The one conversation pipeline: audio -> transcript -> emotion -> answer -> voice reply."""
 
 from __future__ import annotations
 
@@ -91,7 +91,9 @@ class Pipeline:
         reply = Reply(
             text=answer.text,
             sources=[
-                SourceRef(h.chunk.title, h.chunk.source, h.chunk.section, round(h.score, 4), h.chunk.text)
+                SourceRef(
+                    h.chunk.title, h.chunk.source, h.chunk.section, round(h.score, 4), h.chunk.text
+                )
                 for h in answer.hits
             ],
             emotion=emotion,

@@ -132,8 +132,6 @@ def build_graph(
             "hits": [_hit_to_state(h) for h in chosen.hits],
             "covered": chosen.covered,
             "coverage": chosen.coverage,
-            "covered": result.covered,
-            "coverage": result.coverage,
             "timings": {"retrieve": _ms(started)},
         }
 
@@ -153,7 +151,12 @@ def build_graph(
                 reply = await generate_answer(
                     model, state["question"], hits, state.get("history", []), language, emotion
                 )
-                text, cited, declined, tokens = reply.text, reply.cited, reply.declined, reply.tokens
+                text, cited, declined, tokens = (
+                    reply.text,
+                    reply.cited,
+                    reply.declined,
+                    reply.tokens,
+                )
             except ModelError as exc:
                 log.error("every language model failed, answering extractively: %s", exc)
         if not text and not declined:
@@ -203,7 +206,12 @@ def _turn(question: str, answer: str) -> list[dict[str, str]]:
 def _declined(state: AgentState) -> dict[str, Any]:
     text = phrase("decline", state.get("language"))
     # A declined turn keeps the question in history but not as context for follow-ups.
-    return {"answer": text, "cited": [], "declined": True, "history": _turn(state["question"], text)}
+    return {
+        "answer": text,
+        "cited": [],
+        "declined": True,
+        "history": _turn(state["question"], text),
+    }
 
 
 class Agent:

@@ -1,4 +1,4 @@
-"""The embedded answerer: quotes the best passages verbatim with citations, and never adds to them."""
+"""The embedded answerer: quotes the best passages verbatim with citations, adding nothing."""
 
 from __future__ import annotations
 
@@ -58,8 +58,10 @@ def _best_window(sentences: list[str], weights: dict[str, float]) -> tuple[int, 
             if end > start and length > MAX_QUOTE_CHARS:
                 break
             seen |= content_terms(sentences[end])
-            # Prefer shorter windows at equal score.
-            score = sum(w for t, w in weights.items() if t in seen) - 0.001 * length / 1000
+            # At equal score prefer the earlier, then the shorter window: a section states its
+            # point first, and the question's words may sit only in the heading.
+            score = sum(w for t, w in weights.items() if t in seen)
+            score -= 0.01 * start + 0.001 * length / 1000
             if score > best[2]:
                 best = (start, end + 1, score)
     return best
@@ -77,7 +79,7 @@ def _quote(sentences: list[str], start: int, end: int) -> str:
 
 
 def select_quotes(query: str, hits: list[Hit], max_quotes: int = 2) -> list[Quote]:
-    """The best window of the top passage, plus another passage's when it covers more of the query."""
+    """The best window of the top passage, plus another's when it covers more of the query."""
     terms = content_terms(query)
     if not hits:
         return []

@@ -1,4 +1,4 @@
-"""The OpenAI-compatible chat model (with its fallback) that rewrites follow-ups and writes answers."""
+"""The OpenAI-compatible chat model (with its fallback) that rewrites queries and answers."""
 
 from __future__ import annotations
 
@@ -119,7 +119,9 @@ async def generate_answer(
     """A grounded, cited answer; raises ModelError when every configured model fails."""
     lang = LANGUAGE_NAMES.get(base_language(language) or "", "the language of the question")
     system = ANSWER_SYSTEM.format(
-        not_covered=NOT_COVERED, language=lang, tone=TONES.get(emotion or "neutral", TONES["neutral"])
+        not_covered=NOT_COVERED,
+        language=lang,
+        tone=TONES.get(emotion or "neutral", TONES["neutral"]),
     )
     messages = [
         SystemMessage(system + "\n\nPassages:\n" + _passages(hits)),

@@ -1,4 +1,4 @@
-"""Conversation memory: LangGraph's AsyncSqliteSaver plus the thread bookkeeping for reset and TTL."""
+"""Conversation memory: LangGraph's AsyncSqliteSaver plus thread bookkeeping for reset and TTL."""
 
 from __future__ import annotations
 

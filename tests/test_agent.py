@@ -1,4 +1,4 @@
-"""The LangGraph agent: grounded answers, declines, per-chat memory, and the LLM with its fallback."""
+"""The LangGraph agent: grounded answers, declines, per-chat memory, the LLM and its fallback."""
 
 from __future__ import annotations
 
@@ -39,9 +39,7 @@ async def conversations(tmp_path: Path) -> AsyncIterator[ConversationStore]:
         yield store
 
 
-def make_agent(
-    settings: Settings, index: IndexStore, conversations: ConversationStore
-) -> Agent:
+def make_agent(settings: Settings, index: IndexStore, conversations: ConversationStore) -> Agent:
     retriever = build_retriever(settings, index, None)
     graph = build_graph(retriever, conversations.checkpointer, build_chat_model(settings))
     return Agent(graph, conversations)
@@ -127,13 +125,6 @@ async def test_tone_and_language_shape_the_reply(
     assert declined.declined
     assert declined.language == "id"
     assert declined.text.startswith("Maaf")
-
-
-@pytest.fixture
-async def fake_openai() -> AsyncIterator[FakeOpenAI]:
-    fake = await FakeOpenAI().start()
-    yield fake
-    await fake.stop()
 
 
 def llm_settings(tmp_path: Path, fake: FakeOpenAI, **extra: Any) -> Settings:

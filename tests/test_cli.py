@@ -1,4 +1,4 @@
-"""End to end through `python -m bot`: a spoken question in, a grounded answer and a voice note out."""
+"""End to end through `python -m bot`: a spoken question in, grounded answer and voice note out."""
 
 from __future__ import annotations
 

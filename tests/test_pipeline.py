@@ -4,11 +4,9 @@ from __future__ import annotations
 
 import io
 import wave
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
-
-import pytest
 
 from bot.components import Components, open_components
 from bot.settings import PROJECT_DIR, load_settings
@@ -20,13 +18,6 @@ from speech.types import Pcm
 from tests.fakes.openai_api import FakeOpenAI
 
 HANDBOOK = str(PROJECT_DIR / "tests" / "fixtures" / "handbook")
-
-
-@pytest.fixture
-async def fake_openai() -> AsyncIterator[FakeOpenAI]:
-    fake = await FakeOpenAI().start()
-    yield fake
-    await fake.stop()
 
 
 def components_for(tmp_path: Path, **overrides: Any) -> Any:

@@ -189,5 +189,7 @@ class FakeOpenAI:
             return self._error(400, "input is required", "invalid_request_error")
         fmt = body.get("response_format", "mp3")
         if fmt != "pcm":
-            return self._error(400, f"this fake serves only pcm, not {fmt}", "invalid_request_error")
+            return self._error(
+                400, f"this fake serves only pcm, not {fmt}", "invalid_request_error"
+            )
         return web.Response(body=self.speech_pcm, content_type="application/octet-stream")
