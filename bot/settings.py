@@ -72,7 +72,7 @@ class Settings(BaseSettings):
     )
     whisper_compute_type: str = "int8"
     whisper_beam_size: int = Field(1, ge=1, le=10)
-    whisper_cpu_threads: int = Field(0, ge=0, description="0 lets CTranslate2 choose.")
+    whisper_cpu_threads: int = Field(0, ge=0, description="0: one thread per usable core.")
     openai_stt_model: str = "whisper-1"
     prosa_url: str = "wss://asr-api.prosa.ai/v2/speech/stt"
     prosa_api_key: SecretStr | None = None
@@ -84,7 +84,7 @@ class Settings(BaseSettings):
     piper_model_path: Path | None = Field(None, description="Another Piper .onnx voice.")
     openai_tts_model: str = "gpt-4o-mini-tts"
     openai_tts_voice: str = "alloy"
-    spoken_max_words: int = Field(60, ge=5, description="Longer answers are spoken as a gist.")
+    spoken_max_words: int = Field(40, ge=5, description="Longer answers are spoken as a gist.")
 
     # --- emotion ---------------------------------------------------------------------------
     emotion_api_url: str | None = Field(

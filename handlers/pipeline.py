@@ -102,7 +102,7 @@ class Pipeline:
             declined=answer.declined,
         )
         if msg.want_voice:
-            reply.voice = await self._voice(answer.text, answer.language, timings, msg)
+            reply.voice = await self._voice(answer.spoken, answer.language, timings, msg)
         return reply
 
     async def _transcribe(

@@ -56,6 +56,7 @@ class AgentState(TypedDict, total=False):
     covered: bool
     coverage: float
     answer: str
+    spoken: str
     cited: list[int]
     declined: bool
     tokens: int
@@ -68,6 +69,7 @@ class AgentAnswer:
     hits: list[Hit]
     declined: bool
     query: str
+    spoken: str
     language: str | None
     timings: dict[str, float] = field(default_factory=dict)
     tokens: int = 0
@@ -145,7 +147,7 @@ def build_graph(
         # A weak emotion reading shapes neither answerer's tone.
         emotion = state.get("emotion") if state.get("emotion_score", 0.0) >= 0.5 else None
         tone = phrase(emotion, language) if emotion else ""
-        text, cited, declined, tokens = "", [], False, 0
+        text, cited, declined, tokens, spoken = "", [], False, 0, ""
         if model is not None:
             try:
                 reply = await generate_answer(
@@ -160,11 +162,13 @@ def build_graph(
             except ModelError as exc:
                 log.error("every language model failed, answering extractively: %s", exc)
         if not text and not declined:
-            text, cited = extractive_answer(state["query"], hits, language, tone)
+            extract = extractive_answer(state["query"], hits, language, tone)
+            text, cited, spoken = extract.text, extract.cited, extract.spoken
         if declined or not text:
             return {**_declined(state), "tokens": tokens, "timings": {"generate": _ms(started)}}
         return {
             "answer": text,
+            "spoken": spoken or text,
             "cited": cited,
             "declined": False,
             "tokens": tokens,
@@ -208,6 +212,7 @@ def _declined(state: AgentState) -> dict[str, Any]:
     # A declined turn keeps the question in history but not as context for follow-ups.
     return {
         "answer": text,
+        "spoken": text,
         "cited": [],
         "declined": True,
         "history": _turn(state["question"], text),
@@ -254,6 +259,7 @@ class Agent:
             hits=[hits[i] for i in cited],
             declined=state["declined"],
             query=state["query"],
+            spoken=state.get("spoken") or state["answer"],
             language=language,
             timings=dict(state.get("timings", {})),
             tokens=state.get("tokens", 0),

@@ -113,14 +113,22 @@ def _label(hit: Hit) -> str:
     return chunk.title
 
 
+@dataclass(frozen=True)
+class ExtractiveAnswer:
+    text: str  # quotes with their labels and [n] citations
+    cited: list[int]  # indexes of the cited hits (n = index + 1)
+    spoken: str  # what a voice reply says: the tone and the first quote, without labels
+
+
 def extractive_answer(
     query: str, hits: list[Hit], language: str | None, tone: str = ""
-) -> tuple[str, list[int]]:
-    """The answer text with [n] citations, and the indexes of the hits it cites (n = index + 1)."""
+) -> ExtractiveAnswer:
+    """Quote the best passages, each introduced by its title and section and cited."""
     quotes = select_quotes(query, hits)
     lines: list[str] = [tone] if tone else []
     for position, quote in enumerate(quotes):
         lead = phrase("from" if position == 0 else "also", language)
         hit = hits[quote.hit_index]
         lines.append(f"{lead} “{_label(hit)}” [{quote.hit_index + 1}]: {quote.text}")
-    return "\n\n".join(lines), [q.hit_index for q in quotes]
+    spoken = " ".join([tone, quotes[0].text] if quotes else [tone]).strip()
+    return ExtractiveAnswer("\n\n".join(lines), [q.hit_index for q in quotes], spoken)
