@@ -6,6 +6,7 @@ serialized); async callers run them with `asyncio.to_thread`.
 
 from __future__ import annotations
 
+import logging
 import re
 import sqlite3
 import threading
@@ -22,8 +23,12 @@ from rag.errors import RetrievalError
 from rag.text import identifier_parts
 from rag.types import Chunk
 
+log = logging.getLogger(__name__)
+
 FloatMatrix = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
+
+SCHEMA_VERSION = 1  # raise with every change to _SCHEMA
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -106,7 +111,29 @@ class IndexStore:
         self._doc_ids_cache: tuple[int, dict[int, str]] | None = None
         self._closed = False
         with self._write_lock:
-            self._conn().executescript(_SCHEMA)
+            self._migrate(self._conn())
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        """Create the schema; an index of another schema version is dropped and rebuilt by the
+        next indexing run (it holds only what the documents can give again)."""
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'"
+                " AND name NOT LIKE 'chunks_fts_%'"
+            )
+        ]
+        if tables and version != SCHEMA_VERSION:
+            log.warning(
+                "index %s has schema %d, not %d: rebuilding it", self.path, version, SCHEMA_VERSION
+            )
+            conn.execute("BEGIN IMMEDIATE")
+            for name in ("chunks_fts", "vectors", "chunks", "documents", "meta"):
+                conn.execute(f"DROP TABLE IF EXISTS {name}")
+            conn.execute("COMMIT")
+        conn.executescript(_SCHEMA)
+        conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
 
     # --- connections -------------------------------------------------------------------------
 
