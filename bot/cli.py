@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import logging
 import mimetypes
 import sys
 import uuid
@@ -16,7 +17,13 @@ from bot.errors import BotError
 from bot.logs import setup_logging
 from bot.settings import Settings, load_settings
 from handlers.messages import IncomingMessage, Media, Reply
+from rag.errors import RagError
+from rag.language import phrase
 from rag.types import IndexReport
+from speech.errors import SpeechError
+from storage.errors import StorageError
+
+log = logging.getLogger(__name__)
 
 CLI_CHANNEL = "cli"
 
@@ -64,6 +71,10 @@ def main(argv: list[str] | None = None) -> int:
     except BotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except (RagError, SpeechError, StorageError) as exc:
+        log.exception("%s failed", args.command)
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         return 130
 
@@ -123,6 +134,8 @@ async def _ask(components: Components, args: argparse.Namespace) -> int:
     if args.audio is not None:
         messages = [_audio_message(args.audio, args.chat, want_voice)]
     elif args.question == "-":
+        if args.voice_out is not None:
+            raise BotError("--voice-out takes one question, not '-'")
         return await _ask_stdin(components, args.chat, args.json, sys.stdin)
     elif args.question:
         messages = [_text_message(args.question, args.chat, want_voice)]
@@ -136,15 +149,25 @@ async def _ask(components: Components, args: argparse.Namespace) -> int:
 
 
 async def _ask_stdin(components: Components, chat_id: str, as_json: bool, stream: TextIO) -> int:
-    """Answer each line of `stream` in turn, models loaded once."""
+    """Answer each line of `stream` in turn (one reply per line), models loaded once; a line
+    that fails gets an error reply and the rest go on."""
+    failures = 0
     while line := await asyncio.to_thread(stream.readline):
-        question = line.strip()
-        if not question:
-            continue
-        reply = await components.pipeline.handle(_text_message(question, chat_id, False))
+        message = _text_message(line.strip(), chat_id, False)
+        reply = await _handle_safely(components, message)
+        failures += reply.error == "InternalError"
         _print_reply(reply, as_json=as_json)
         sys.stdout.flush()
-    return 0
+    return 1 if failures else 0
+
+
+async def _handle_safely(components: Components, message: IncomingMessage) -> Reply:
+    """The pipeline's reply, or an apology when it fails unexpectedly (logged with context)."""
+    try:
+        return await components.pipeline.handle(message)
+    except Exception:
+        log.exception("could not answer %s message %s", message.thread_id, message.message_id)
+        return Reply(text=phrase("internal_error", message.language), error="InternalError")
 
 
 def _print_reply(reply: Reply, *, as_json: bool) -> None:
@@ -197,7 +220,7 @@ async def _chat(components: Components, chat_id: str, voice_dir: Path | None) ->
         except BotError as exc:
             print(f"bot> {exc}")
             continue
-        reply = await components.pipeline.handle(message)
+        reply = await _handle_safely(components, message)
         print("bot> ", end="")
         _print_reply(reply, as_json=False)
         if voice_dir is not None and reply.voice is not None:

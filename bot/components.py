@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 
 from bot.settings import Settings
@@ -74,24 +74,23 @@ class Components:
 
 @asynccontextmanager
 async def open_components(settings: Settings) -> AsyncIterator[Components]:
-    """Open every store and provider; close them all on exit."""
-    index = IndexStore(settings.path("index.sqlite3"))
-    conversations = ConversationStore(settings.path("conversations.sqlite3"))
-    await conversations.open()
-    try:
+    """Open every store and provider; close all that were opened on exit, or on a failure."""
+    async with AsyncExitStack() as stack:
+        index = IndexStore(settings.path("index.sqlite3"))
+        stack.callback(index.close)
+        conversations = await stack.enter_async_context(
+            ConversationStore(settings.path("conversations.sqlite3"))
+        )
+        speech = build_speech(settings)
+        stack.push_async_callback(speech.aclose)
         embedder = build_embedder(settings)
-        retriever = build_retriever(settings, index, embedder)
         graph = build_graph(
-            retriever,
+            build_retriever(settings, index, embedder),
             conversations.checkpointer,
             build_chat_model(settings),
             top_k=settings.retrieval_top_k,
         )
-        speech = build_speech(settings)
         agent = Agent(graph, conversations)
         pipeline = Pipeline(settings, speech, agent)
         await conversations.expire(settings.thread_ttl_days * 86400)
         yield Components(settings, index, embedder, conversations, speech, agent, pipeline)
-    finally:
-        await conversations.close()
-        index.close()

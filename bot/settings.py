@@ -5,6 +5,7 @@ A wrong or missing setting fails at start-up with a `SettingsError` that names i
 
 from __future__ import annotations
 
+import shutil
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -143,6 +144,8 @@ class Settings(BaseSettings):
             missing.append("OPENAI_API_KEY (required by TTS_PROVIDER=openai)")
         if self.embeddings_model and self.embeddings_key is None:
             missing.append("EMBEDDINGS_API_KEY or OPENAI_API_KEY (required by EMBEDDINGS_MODEL)")
+        if self.ffmpeg_binary and not shutil.which(self.ffmpeg_binary):
+            missing.append(f"FFMPEG_BINARY ({self.ffmpeg_binary} is not an executable)")
         if self.piper_model_path is not None and not self.piper_model_path.is_file():
             missing.append(f"PIPER_MODEL_PATH ({self.piper_model_path} is not a file)")
         if missing:

@@ -90,8 +90,8 @@ async def health(request: web.Request) -> web.Response:
         "uptime_s": round(time.time() - request.app[STATE]["started_at"], 1),
         "index": {
             **request.app[STATE]["index"],
-            "documents": len(components.index.documents()),
-            "chunks": components.index.chunk_count(),
+            "documents": await asyncio.to_thread(components.index.document_count),
+            "chunks": await asyncio.to_thread(components.index.chunk_count),
         },
         "providers": components.providers,
     }

@@ -10,11 +10,10 @@ from contextlib import contextmanager
 from bot.settings import Settings
 from handlers.messages import IncomingMessage, Reply, SourceRef
 from rag.agent import Agent
-from rag.language import base_language, detect_language, phrase
+from rag.language import detect_language, phrase
 from speech.errors import AudioError, SpeechError
 from speech.factory import SpeechServices
-from speech.spoken import spoken_form
-from speech.transcode import to_pcm16k, to_voice_note
+from speech.language import language_code
 from speech.types import Emotion, Pcm, VoiceNote
 
 log = logging.getLogger(__name__)
@@ -59,14 +58,16 @@ class Pipeline:
 
     async def _handle(self, msg: IncomingMessage, timings: Timings) -> Reply:
         pcm: Pcm | None = None
-        language = base_language(msg.language)
+        language = language_code(msg.language)
         transcript: str | None = None
         if msg.media is not None:
             try:
                 pcm, transcript, language = await self._transcribe(msg, timings, language)
             except AudioError as exc:
                 log.info("unusable audio in %s/%s: %s", msg.thread_id, msg.message_id, exc)
-                return Reply(text=exc.user_message, error=type(exc).__name__, language=language)
+                kind = type(exc).__name__
+                text = phrase(kind, language, default=exc.user_message)
+                return Reply(text=text, error=kind, language=language)
             except SpeechError as exc:
                 log.error("speech-to-text failed for %s/%s: %s", msg.thread_id, msg.message_id, exc)
                 return Reply(
@@ -112,16 +113,10 @@ class Pipeline:
         with timings.stage("download"):
             data = await msg.media.read()
         with timings.stage("transcode"):
-            pcm = await to_pcm16k(
-                data,
-                msg.media.mime_type,
-                max_bytes=self.settings.max_audio_bytes,
-                max_seconds=self.settings.max_audio_seconds,
-                silence_dbfs=self.settings.silence_dbfs,
-            )
+            pcm = await self.speech.decode(data, msg.media.mime_type)
         with timings.stage("stt"):
             result = await self.speech.stt.transcribe(pcm, language or self.settings.stt_language)
-        return pcm, result.text.strip(), base_language(result.language) or language
+        return pcm, result.text.strip(), language_code(result.language) or language
 
     async def _emotion(self, text: str, pcm: Pcm | None) -> Emotion:
         try:
@@ -134,15 +129,9 @@ class Pipeline:
         self, text: str, language: str | None, timings: Timings, msg: IncomingMessage
     ) -> VoiceNote | None:
         """The spoken reply, or None (text only) when there is no TTS or it fails."""
-        if self.speech.tts is None:
-            return None
-        spoken = spoken_form(text, self.settings.spoken_max_words)
-        if not spoken:
-            return None
         try:
             with timings.stage("tts"):
-                pcm = await self.speech.tts.synthesize(spoken, language)
-                voice = await to_voice_note(pcm)
+                voice = await self.speech.voice_reply(text, language)
         except SpeechError as exc:
             log.error(
                 "text-to-speech failed for %s/%s, replying with text only: %s",

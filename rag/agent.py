@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import time
+import weakref
 from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
 
@@ -14,16 +16,17 @@ from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 
-from rag.answer_extractive import content_terms, extractive_answer
+from rag.answer_extractive import extractive_answer, stemmed_terms
 from rag.errors import ModelError
-from rag.language import base_language, detect_language, phrase
+from rag.language import detect_language, phrase, small_talk
 from rag.llm import generate_answer, rewrite_query
 from rag.types import Chunk, Hit, RetrievalResult, Retriever
+from speech.language import language_code
 from storage.conversations import ConversationStore
 
 log = logging.getLogger(__name__)
 
-_CITATION = re.compile(r"\[(\d+)\]")
+_SPACED_CITATION = re.compile(r"(\s?)\[(\d+(?:\s*,\s*\d+)*)\]")
 MAX_TURNS = 12  # messages kept in a thread's history
 MAX_QUERY_WORDS = 40  # a chain of follow-ups never grows the query further
 _REFERS_BACK = re.compile(
@@ -50,6 +53,7 @@ class AgentState(TypedDict, total=False):
     emotion: str | None
     emotion_score: float
     queries: list[str]
+    small_talk: str | None
     query: str
     last_query: str
     hits: list[dict[str, Any]]
@@ -95,7 +99,8 @@ def candidate_queries(question: str, last_query: str | None) -> list[str]:
     combined = f"{question} {last_query}"
     if _REFERS_BACK.search(question):
         return [combined, question]
-    if len(content_terms(question)) <= 2:
+    own = stemmed_terms(question)
+    if own and len(own) <= 2:  # "how much?" alone has nothing of its own to search for
         return [question, combined]
     return [question]
 
@@ -111,13 +116,16 @@ def build_graph(
     async def contextualize(state: AgentState) -> dict[str, Any]:
         started = time.perf_counter()
         question = state["question"]
+        kind = small_talk(question)
+        if kind is not None:
+            return {"queries": [], "small_talk": kind, "timings": {"contextualize": _ms(started)}}
         queries = candidate_queries(question, state.get("last_query"))
         if model is not None and state.get("history"):
             try:
                 queries = [await rewrite_query(model, state["history"], question)]
             except ModelError as exc:
                 log.warning("falling back to heuristic query rewrite: %s", exc)
-        return {"queries": queries, "timings": {"contextualize": _ms(started)}}
+        return {"queries": queries, "small_talk": None, "timings": {"contextualize": _ms(started)}}
 
     async def retrieve(state: AgentState) -> dict[str, Any]:
         started = time.perf_counter()
@@ -177,6 +185,26 @@ def build_graph(
             "timings": {"generate": _ms(started)},
         }
 
+    async def chat(state: AgentState) -> dict[str, Any]:
+        """Greetings, thanks and goodbyes get a friendly word, and the last topic stays."""
+        text = phrase(state.get("small_talk") or "greeting", state.get("language"))
+        return {
+            "query": "",
+            "hits": [],
+            "covered": False,
+            "coverage": 0.0,
+            "answer": text,
+            "spoken": text,
+            "cited": [],
+            "declined": False,
+            "tokens": 0,
+            "history": _turn(state["question"], text),
+            "timings": {"retrieve": 0.0, "generate": 0.0},
+        }
+
+    def after_contextualize(state: AgentState) -> str:
+        return "chat" if state.get("small_talk") else "retrieve"
+
     async def decline(state: AgentState) -> dict[str, Any]:
         return {**_declined(state), "tokens": 0, "timings": {"generate": 0.0}}
 
@@ -185,8 +213,12 @@ def build_graph(
     graph.add_node("retrieve", retrieve)
     graph.add_node("answer", answer)
     graph.add_node("decline", decline)
+    graph.add_node("chat", chat)
     graph.add_edge(START, "contextualize")
-    graph.add_edge("contextualize", "retrieve")
+    graph.add_conditional_edges(
+        "contextualize", after_contextualize, {"chat": "chat", "retrieve": "retrieve"}
+    )
+    graph.add_edge("chat", END)
     graph.add_conditional_edges("retrieve", route, {"answer": "answer", "decline": "decline"})
     graph.add_edge("answer", END)
     graph.add_edge("decline", END)
@@ -194,9 +226,16 @@ def build_graph(
 
 
 def renumber_citations(text: str, cited: list[int]) -> str:
-    """Make [n] markers point at the n-th cited source (cited holds 0-based hit indexes)."""
+    """Make [n] markers point at the n-th cited source (cited holds 0-based hit indexes);
+    markers that point at no cited source are dropped."""
     position = {index + 1: new for new, index in enumerate(cited, start=1)}
-    return _CITATION.sub(lambda m: f"[{position.get(int(m.group(1)), m.group(1))}]", text)
+
+    def renumber(match: re.Match[str]) -> str:
+        numbers = [position.get(int(part)) for part in match.group(2).split(",")]
+        kept = sorted({n for n in numbers if n is not None})
+        return f"{match.group(1)}[{', '.join(map(str, kept))}]" if kept else ""
+
+    return _SPACED_CITATION.sub(renumber, text)
 
 
 def _ms(started: float) -> float:
@@ -215,6 +254,7 @@ def _declined(state: AgentState) -> dict[str, Any]:
         "spoken": text,
         "cited": [],
         "declined": True,
+        "last_query": "",  # a follow-up to a declined question has nothing to lean on
         "history": _turn(state["question"], text),
     }
 
@@ -227,6 +267,8 @@ class Agent:
     ) -> None:
         self.graph = graph
         self.conversations = conversations
+        # One turn per conversation at a time: a turn reads and then writes the thread's state.
+        self._locks: weakref.WeakValueDictionary[str, asyncio.Lock] = weakref.WeakValueDictionary()
 
     async def reset(self, thread_id: str) -> None:
         """Forget a conversation (the /reset command)."""
@@ -240,18 +282,21 @@ class Agent:
         emotion: str | None = None,
         emotion_score: float = 0.0,
     ) -> AgentAnswer:
-        language = base_language(language) or detect_language(question)
-        await self.conversations.touch(thread_id)
-        state = await self.graph.ainvoke(
-            {
-                "question": question,
-                "language": language,
-                "emotion": emotion,
-                "emotion_score": emotion_score,
-                "timings": {"_reset": 1.0},
-            },
-            config={"configurable": {"thread_id": thread_id}},
-        )
+        language = language_code(language) or detect_language(question)
+        lock = self._locks.setdefault(thread_id, asyncio.Lock())
+        async with lock:
+            await self.conversations.touch(thread_id)
+            state = await self.graph.ainvoke(
+                {
+                    "question": question,
+                    "language": language,
+                    "emotion": emotion,
+                    "emotion_score": emotion_score,
+                    "timings": {"_reset": 1.0},
+                },
+                config={"configurable": {"thread_id": thread_id}},
+            )
+            await self.conversations.compact(thread_id)
         hits = [_hit_from_state(h) for h in state.get("hits", [])]
         cited = [i for i in state.get("cited", []) if i < len(hits)]
         return AgentAnswer(

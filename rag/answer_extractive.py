@@ -22,7 +22,7 @@ def _stem(word: str) -> str:
     return word
 
 
-def content_terms(text: str) -> set[str]:
+def stemmed_terms(text: str) -> set[str]:
     """Lower-cased, crudely stemmed words that carry meaning."""
     return {_stem(term) for term in terms_of(text)}
 
@@ -57,7 +57,7 @@ def _best_window(sentences: list[str], weights: dict[str, float]) -> tuple[int, 
             length += len(sentences[end]) + 1
             if end > start and length > MAX_QUOTE_CHARS:
                 break
-            seen |= content_terms(sentences[end])
+            seen |= stemmed_terms(sentences[end])
             # At equal score prefer the earlier, then the shorter window: a section states its
             # point first, and the question's words may sit only in the heading.
             score = sum(w for t, w in weights.items() if t in seen)
@@ -80,10 +80,10 @@ def _quote(sentences: list[str], start: int, end: int) -> str:
 
 def select_quotes(query: str, hits: list[Hit], max_quotes: int = 2) -> list[Quote]:
     """The best window of the top passage, plus another's when it covers more of the query."""
-    terms = content_terms(query)
+    terms = stemmed_terms(query)
     if not hits:
         return []
-    per_hit = [content_terms(h.chunk.text) for h in hits]
+    per_hit = [stemmed_terms(h.chunk.text) for h in hits]
     weights = {
         t: 1.0 + math.log((1 + len(hits)) / (1 + sum(t in s for s in per_hit))) for t in terms
     }
@@ -94,7 +94,7 @@ def select_quotes(query: str, hits: list[Hit], max_quotes: int = 2) -> list[Quot
         sentences = split_sentences(hit.chunk.text)
         start, end, score = _best_window(sentences, weights)
         text = _quote(sentences, start, end) if sentences else ""
-        new_terms = (content_terms(text) & terms) - covered
+        new_terms = (stemmed_terms(text) & terms) - covered
         key = (hit.chunk.doc_id, hit.chunk.section)
         if not text or key in seen_sections or (quotes and not new_terms):
             continue
@@ -130,5 +130,7 @@ def extractive_answer(
         lead = phrase("from" if position == 0 else "also", language)
         hit = hits[quote.hit_index]
         lines.append(f"{lead} “{_label(hit)}” [{quote.hit_index + 1}]: {quote.text}")
-    spoken = " ".join([tone, quotes[0].text] if quotes else [tone]).strip()
+    if not quotes:  # nothing to quote: the agent declines rather than send a bare tone
+        return ExtractiveAnswer("", [], "")
+    spoken = f"{tone} {quotes[0].text}".strip()
     return ExtractiveAnswer("\n\n".join(lines), [q.hit_index for q in quotes], spoken)

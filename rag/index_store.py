@@ -169,6 +169,20 @@ class IndexStore:
                 conn.execute("ROLLBACK")
                 raise
 
+    @contextmanager
+    def snapshot(self) -> Iterator[None]:
+        """Reads inside see one consistent state of the index, even while it is re-indexed
+        (a WAL read transaction on this thread's connection)."""
+        conn = self._conn()
+        if conn.in_transaction:  # nested: the outer snapshot already holds one
+            yield
+            return
+        conn.execute("BEGIN")
+        try:
+            yield
+        finally:
+            conn.execute("COMMIT")
+
     def close(self) -> None:
         """Close every connection this store opened (from any thread)."""
         self._closed = True

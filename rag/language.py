@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 
+from speech.language import language_code
+
 _WORD = re.compile(r"[^\W\d_]+")
 
 # Frequent function words: enough to tell English from Indonesian in a question.
@@ -36,6 +38,10 @@ PHRASES: dict[str, dict[str, str]] = {
         "happy": "Glad to help!",
         "surprised": "",
         "neutral": "",
+        "internal_error": "Sorry, something went wrong on my side. Please try again in a moment.",
+        "greeting": "Hello! Ask me anything my documents cover, by text or by voice note.",
+        "thanks": "You're welcome! Is there anything else I can help with?",
+        "bye": "Goodbye, and thanks for asking!",
     },
     "id": {
         "from": "Dari",
@@ -54,19 +60,33 @@ PHRASES: dict[str, dict[str, str]] = {
         "happy": "Senang bisa membantu!",
         "surprised": "",
         "neutral": "",
+        "EmptyAudio": "Pesan suara itu kosong. Bisakah Anda merekamnya lagi?",
+        "CorruptAudio": "Maaf, saya tidak bisa membuka audio itu. Mohon kirim ulang.",
+        "SilentAudio": "Saya tidak mendengar apa pun di pesan suara itu. Mohon rekam ulang.",
+        "AudioTooLong": "Pesan suara itu terlalu panjang. Mohon persingkat, atau ketik saja.",
+        "AudioTooLarge": "Berkas audio itu terlalu besar. Mohon kirim yang lebih pendek.",
+        "NoSpeech": "Saya tidak menangkap kata apa pun. Mohon ulangi, atau ketik saja.",
+        "internal_error": "Maaf, ada masalah di sisi saya. Silakan coba lagi sebentar lagi.",
+        "greeting": "Halo! Tanyakan apa saja dari dokumen saya, lewat teks atau pesan suara.",
+        "thanks": "Sama-sama! Ada lagi yang bisa saya bantu?",
+        "bye": "Sampai jumpa, terima kasih sudah bertanya!",
     },
 }
 
+# Whole messages that are small talk, not questions: {kind: words that may make them up}.
+_SMALL_TALK: dict[str, frozenset[str]] = {
+    "greeting": frozenset(
+        "hi hello hey hiya yo good morning afternoon evening there halo hai pagi siang sore "
+        "malam selamat assalamualaikum".split()
+    ),
+    "thanks": frozenset(
+        "thanks thank you thx ty so much very much a lot great cool nice ok okay got it "
+        "perfect terima kasih makasih banyak oke sip mantap".split()
+    ),
+    "bye": frozenset("bye goodbye good see you later cya ok okay dadah sampai jumpa".split()),
+}
+
 LANGUAGE_NAMES = {"en": "English", "id": "Indonesian"}
-
-
-def base_language(code: str | None) -> str | None:
-    """`en-US`, `en_US` and `english` all become `en`; None stays None."""
-    if not code:
-        return None
-    code = code.strip().lower().replace("_", "-")
-    named = {name.lower(): short for short, name in LANGUAGE_NAMES.items()}
-    return named.get(code, code.split("-")[0])
 
 
 def detect_language(text: str) -> str | None:
@@ -80,7 +100,22 @@ def detect_language(text: str) -> str | None:
     return best
 
 
-def phrase(key: str, language: str | None) -> str:
-    """One of the bot's phrases, in `language` when it is supported, else in English."""
-    table = PHRASES.get(base_language(language) or "en", PHRASES["en"])
-    return table[key]
+def phrase(key: str, language: str | None, default: str | None = None) -> str:
+    """One of the bot's phrases, in `language` when it has it, else `default`, else English."""
+    table = PHRASES.get(language_code(language) or "en", PHRASES["en"])
+    if key in table:
+        return table[key]
+    return default if default is not None else PHRASES["en"][key]
+
+
+def small_talk(text: str) -> str | None:
+    """`greeting`, `thanks` or `bye` when the whole message is just that, else None."""
+    words = [w.lower() for w in _WORD.findall(text)]
+    if not words or len(words) > 6:
+        return None
+    for kind in ("bye", "thanks", "greeting"):
+        if all(w in _SMALL_TALK[kind] for w in words) and not all(
+            w in {"ok", "okay", "good", "you", "much", "a", "lot"} for w in words
+        ):
+            return kind
+    return None

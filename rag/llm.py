@@ -13,13 +13,24 @@ from langchain_openai import ChatOpenAI
 
 from bot.settings import Settings
 from rag.errors import ModelError
-from rag.language import LANGUAGE_NAMES, base_language
+from rag.language import LANGUAGE_NAMES
 from rag.types import Hit
+from speech.language import language_code
 
 log = logging.getLogger(__name__)
 
 NOT_COVERED = "NOT_COVERED"
-_CITATION = re.compile(r"\[(\d+)\]")
+CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")  # [1] or [1, 3]
+
+
+def cited_numbers(text: str) -> list[int]:
+    """Every passage number cited in `text`, in order of first mention."""
+    numbers: dict[int, None] = {}
+    for match in CITATION.finditer(text):
+        for part in match.group(1).split(","):
+            numbers.setdefault(int(part), None)
+    return list(numbers)
+
 
 ANSWER_SYSTEM = """You are a support assistant that answers ONLY from the numbered passages below.
 Rules:
@@ -117,7 +128,7 @@ async def generate_answer(
     emotion: str | None,
 ) -> LlmAnswer:
     """A grounded, cited answer; raises ModelError when every configured model fails."""
-    lang = LANGUAGE_NAMES.get(base_language(language) or "", "the language of the question")
+    lang = LANGUAGE_NAMES.get(language_code(language) or "", "the language of the question")
     system = ANSWER_SYSTEM.format(
         not_covered=NOT_COVERED,
         language=lang,
@@ -136,7 +147,7 @@ async def generate_answer(
     tokens = _tokens(reply)
     if not text or NOT_COVERED in text:
         return LlmAnswer("", [], True, tokens)
-    cited = sorted({int(n) - 1 for n in _CITATION.findall(text) if 0 < int(n) <= len(hits)})
+    cited = sorted({n - 1 for n in cited_numbers(text) if 0 < n <= len(hits)})
     if not cited:
         log.warning("model answer cites no passage; treating it as not grounded")
         return LlmAnswer("", [], True, tokens)

@@ -108,7 +108,18 @@ class HybridRetriever:
         about_versions: bool = False,
         names: Sequence[str] = (),
     ) -> tuple[list[Hit], float, list[str]]:
-        """Hits, coverage, and the `names` the index never mentions."""
+        """Hits, coverage, and the `names` the index never mentions, from one snapshot."""
+        with self.store.snapshot():
+            return self._search_snapshot(terms, dense, k, about_versions, names)
+
+    def _search_snapshot(
+        self,
+        terms: list[QueryTerm],
+        dense: list[int],
+        k: int,
+        about_versions: bool,
+        names: Sequence[str],
+    ) -> tuple[list[Hit], float, list[str]]:
         lexical = self._lexical(terms, about_versions)
         if dense:
             ranking = rrf([[rowid for rowid, _ in lexical.ranking], dense], self.config.rrf_k)
@@ -122,7 +133,9 @@ class HybridRetriever:
         hits = [Hit(chunks[rowid], score) for rowid, score in top[:k]]
         coverage = self._coverage(terms, lexical, [r for r, _ in top], [r for r, _ in pool[:3]])
         unknown = [
-            n for n in names if not lexical.df.get(n, self.store.count_matches(fts_phrase(n)))
+            n
+            for n in names
+            if not (lexical.df[n] if n in lexical.df else self.store.count_matches(fts_phrase(n)))
         ]
         return hits, coverage, unknown
 

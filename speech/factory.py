@@ -53,7 +53,7 @@ class SpeechServices:
         return await to_voice_note(pcm)
 
     async def warm_up(self) -> None:
-        """Load local models now (they load lazily otherwise); benchmarks and the CLI call this."""
+        """Load local models now (else they load lazily); `serve` and the benchmark call this."""
         ffmpeg_binary()
         loaders = [
             getattr(provider, "warm_up", None) for provider in (self.stt, self.tts, self.emotion)
@@ -112,8 +112,3 @@ def build_speech(settings: Settings) -> SpeechServices:
         services.emotion.name,
     )
     return services
-
-
-async def warm_up(services: SpeechServices) -> None:
-    """Module-level alias of `SpeechServices.warm_up`."""
-    await services.warm_up()

@@ -9,25 +9,8 @@ if TYPE_CHECKING:
 
     from bot.settings import Settings
 
+
 # Whisper's verbose_json names the language ("english"); callers want ISO 639-1 codes.
-LANGUAGE_CODES = {
-    "english": "en", "indonesian": "id", "malay": "ms", "javanese": "jw", "sundanese": "su",
-    "chinese": "zh", "japanese": "ja", "korean": "ko", "thai": "th", "vietnamese": "vi",
-    "tagalog": "tl", "hindi": "hi", "arabic": "ar", "spanish": "es", "portuguese": "pt",
-    "french": "fr", "german": "de", "dutch": "nl", "italian": "it", "russian": "ru",
-}  # fmt: skip
-
-
-def language_code(name: str | None) -> str | None:
-    """Language name or code ("english", "en") -> ISO code ("en"); unknown -> None."""
-    if not name:
-        return None
-    lowered = name.strip().lower()
-    if len(lowered) in (2, 3) and lowered.isalpha():
-        return lowered
-    return LANGUAGE_CODES.get(lowered)
-
-
 def make_client(settings: Settings, *, timeout: float = 60.0) -> AsyncOpenAI:
     """An AsyncOpenAI client for OPENAI_API_KEY and OPENAI_BASE_URL, one retry."""
     from openai import AsyncOpenAI

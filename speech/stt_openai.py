@@ -6,9 +6,9 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from speech.errors import NoSpeech, ProviderError
-from speech.openai_client import language_code, make_client
+from speech.language import language_code
+from speech.openai_client import make_client
 from speech.pcm import pcm_to_wav
-from speech.stt_whisper import normalize_language
 from speech.types import Pcm, Transcript
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ class OpenAiStt:
     def __init__(self, client: AsyncOpenAI, *, model: str, language: str | None = None) -> None:
         self.client = client
         self.model = model
-        self.language = normalize_language(language)
+        self.language = language_code(language)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> OpenAiStt:
@@ -36,7 +36,7 @@ class OpenAiStt:
         )
 
     async def transcribe(self, pcm: Pcm, language: str | None = None) -> Transcript:
-        chosen = self.language or normalize_language(language)
+        chosen = self.language or language_code(language)
         verbose = self.model.startswith("whisper")
         extra: dict[str, Any] = {"language": chosen} if chosen else {}
         try:

@@ -12,8 +12,8 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus, WebSocketException
 
 from speech.errors import NoSpeech, ProviderError
+from speech.language import language_code
 from speech.pcm import resample
-from speech.stt_whisper import normalize_language
 from speech.transcode import ASR_SAMPLE_RATE
 from speech.types import Pcm, Transcript
 
@@ -49,7 +49,7 @@ class ProsaStt:
         self.api_key = api_key
         self.model = model
         self.timeout = timeout
-        self.language = normalize_language(language)
+        self.language = language_code(language)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProsaStt:
@@ -73,7 +73,7 @@ class ProsaStt:
         }
 
     async def transcribe(self, pcm: Pcm, language: str | None = None) -> Transcript:
-        chosen = self.language or normalize_language(language) or DEFAULT_LANGUAGE
+        chosen = self.language or language_code(language) or DEFAULT_LANGUAGE
         audio = resample(pcm, ASR_SAMPLE_RATE).data
         try:
             async with asyncio.timeout(self.timeout):

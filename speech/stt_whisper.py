@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from speech.errors import NoSpeech, ProviderError
+from speech.language import language_code
 from speech.pcm import resample
 from speech.transcode import ASR_SAMPLE_RATE
 from speech.types import Pcm, Transcript
@@ -32,13 +33,6 @@ def usable_cores() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # not on Linux
         return os.cpu_count() or 1
-
-
-def normalize_language(language: str | None) -> str | None:
-    """`en-US` -> `en`; empty -> None."""
-    if not language or not language.strip():
-        return None
-    return language.strip().split("-")[0].split("_")[0].lower()
 
 
 class WhisperStt:
@@ -69,7 +63,7 @@ class WhisperStt:
         # 0 = one thread per usable core: CTranslate2's own default (4) oversubscribes small
         # machines (on 2 cores, 4 threads were ~15% slower than 2).
         self.cpu_threads = cpu_threads or usable_cores()
-        self.language = normalize_language(language)
+        self.language = language_code(language)
         self.vad_filter = vad_filter
         self._model: WhisperModel | None = None
         self._lock = threading.Lock()
@@ -143,9 +137,9 @@ class WhisperStt:
             raise ProviderError("Whisper transcription failed") from exc
         if not text:
             raise NoSpeech(f"no words in {pcm.duration:.1f} s of audio")
-        return Transcript(text=text, language=normalize_language(info.language) or language)
+        return Transcript(text=text, language=language_code(info.language) or language)
 
     async def transcribe(self, pcm: Pcm, language: str | None = None) -> Transcript:
         """Transcribe; the language is STT_LANGUAGE, else `language`, else detected."""
-        chosen = self.language or normalize_language(language)
+        chosen = self.language or language_code(language)
         return await asyncio.to_thread(self._transcribe_sync, pcm, chosen)

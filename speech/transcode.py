@@ -44,17 +44,21 @@ class _FfmpegFailed(Exception):
 
 async def _run_ffmpeg(args: Sequence[str], data: bytes | None) -> bytes:
     """Run ffmpeg with `args`, feeding `data` on stdin; stdout on success, else _FfmpegFailed."""
-    proc = await asyncio.create_subprocess_exec(
-        ffmpeg_binary(),
-        "-hide_banner",
-        "-nostdin",
-        "-loglevel",
-        "error",
-        *args,
-        stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    binary = ffmpeg_binary()
+    try:
+        proc = await asyncio.create_subprocess_exec(
+            binary,
+            "-hide_banner",
+            "-nostdin",
+            "-loglevel",
+            "error",
+            *args,
+            stdin=asyncio.subprocess.PIPE if data is not None else asyncio.subprocess.DEVNULL,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+    except OSError as exc:
+        raise ProviderError(f"cannot run ffmpeg ({binary}): {exc}") from exc
     try:
         async with asyncio.timeout(_FFMPEG_TIMEOUT_S):
             out, err = await proc.communicate(data)

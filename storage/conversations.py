@@ -48,6 +48,7 @@ class ConversationStore:
             self._saver = AsyncSqliteSaver(self._conn)
             await self._saver.setup()
         except (OSError, aiosqlite.Error) as exc:
+            await self.close()
             raise StorageError(f"cannot open conversation store {self.path}: {exc}") from exc
 
     async def close(self) -> None:
@@ -77,6 +78,23 @@ class ConversationStore:
                 (thread_id, time.time()),
             )
             await self._db.commit()
+
+    async def compact(self, thread_id: str) -> int:
+        """Keep only a thread's latest checkpoint (it holds the whole state); returns how many
+        older checkpoints were dropped. Without this every turn adds several snapshots."""
+        async with self.checkpointer.lock:
+            cursor = await self._db.execute(
+                "DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_id <"
+                " (SELECT MAX(checkpoint_id) FROM checkpoints WHERE thread_id = ?)",
+                (thread_id, thread_id),
+            )
+            await self._db.execute(
+                "DELETE FROM writes WHERE thread_id = ? AND checkpoint_id <"
+                " (SELECT MAX(checkpoint_id) FROM checkpoints WHERE thread_id = ?)",
+                (thread_id, thread_id),
+            )
+            await self._db.commit()
+            return cursor.rowcount
 
     async def reset(self, thread_id: str) -> None:
         """Forget one conversation."""

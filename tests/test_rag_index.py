@@ -38,8 +38,9 @@ def store(tmp_path: Path) -> Iterator[IndexStore]:
 
 
 def matching_sources(store: IndexStore, word: str) -> set[str]:
-    rows = store.match(fts_phrase(word), limit=50, weights=(1, 1, 1, 1))
-    return {chunk.source for chunk in store.chunks(r for r, _ in rows).values()}
+    with store.snapshot():
+        rows = store.match(fts_phrase(word), limit=50, weights=(1, 1, 1, 1))
+        return {chunk.source for chunk in store.chunks(r for r, _ in rows).values()}
 
 
 async def test_incremental_runs_count_added_unchanged_changed_removed(

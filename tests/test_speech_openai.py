@@ -9,7 +9,7 @@ import pytest
 
 from speech.errors import ProviderError
 from speech.factory import build_speech
-from speech.openai_client import language_code
+from speech.language import language_code
 from speech.stt_openai import OpenAiStt
 from speech.transcode import to_pcm16k
 from speech.tts_openai import OpenAiTts
