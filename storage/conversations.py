@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 from types import TracebackType
 
@@ -69,39 +71,48 @@ class ConversationStore:
             raise StorageError("conversation store is not open")
         return self._conn
 
+    @asynccontextmanager
+    async def _writing(self) -> AsyncIterator[aiosqlite.Connection]:
+        """One write transaction, serialized with the checkpointer's; rolled back on failure so
+        a failed statement never leaves the database locked."""
+        async with self.checkpointer.lock:
+            try:
+                yield self._db
+                await self._db.commit()
+            except BaseException:
+                await self._db.rollback()
+                raise
+
     async def touch(self, thread_id: str) -> None:
         """Record that a thread was used now (drives expiry)."""
-        async with self.checkpointer.lock:
-            await self._db.execute(
+        async with self._writing() as db:
+            await db.execute(
                 "INSERT INTO threads(thread_id, updated_at) VALUES (?, ?)"
                 " ON CONFLICT(thread_id) DO UPDATE SET updated_at = excluded.updated_at",
                 (thread_id, time.time()),
             )
-            await self._db.commit()
 
     async def compact(self, thread_id: str) -> int:
         """Keep only a thread's latest checkpoint (it holds the whole state); returns how many
         older checkpoints were dropped. Without this every turn adds several snapshots."""
-        async with self.checkpointer.lock:
-            cursor = await self._db.execute(
+        async with self._writing() as db:
+            cursor = await db.execute(
                 "DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_id <"
                 " (SELECT MAX(checkpoint_id) FROM checkpoints WHERE thread_id = ?)",
                 (thread_id, thread_id),
             )
-            await self._db.execute(
+            await db.execute(
                 "DELETE FROM writes WHERE thread_id = ? AND checkpoint_id <"
                 " (SELECT MAX(checkpoint_id) FROM checkpoints WHERE thread_id = ?)",
                 (thread_id, thread_id),
             )
-            await self._db.commit()
             return cursor.rowcount
 
     async def reset(self, thread_id: str) -> None:
         """Forget one conversation."""
         await self.checkpointer.adelete_thread(thread_id)
-        async with self.checkpointer.lock:
-            await self._db.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,))
-            await self._db.commit()
+        async with self._writing() as db:
+            await db.execute("DELETE FROM threads WHERE thread_id = ?", (thread_id,))
 
     async def expire(self, max_age_seconds: float) -> int:
         """Forget conversations idle for longer than `max_age_seconds`; returns how many."""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+import sqlite3
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -9,7 +11,7 @@ from typing import Any
 import pytest
 
 from bot.settings import PROJECT_DIR, Settings, load_settings
-from rag.agent import Agent, build_graph
+from rag.agent import Agent, AgentAnswer, build_graph
 from rag.index_store import IndexStore
 from rag.indexer import index_sources
 from rag.llm import NOT_COVERED, build_chat_model
@@ -55,9 +57,16 @@ async def test_extractive_answer_quotes_and_cites(
     assert "[1]" in answer.text
     assert answer.hits[0].chunk.source.endswith("it-services.md")
     assert answer.hits[0].chunk.section == "Connecting to the campus Wi-Fi"
-    # Every sentence of the answer body is quoted from the cited passages.
-    quoted = answer.text.split("]: ", 1)[1].split("\n\n")[0]
-    assert quoted in answer.hits[0].chunk.text.replace("\n", " ")
+    assert_quotes_come_from_their_sources(answer)
+
+
+def assert_quotes_come_from_their_sources(answer: AgentAnswer) -> None:
+    """Every quote of an extractive answer stands verbatim in the passage its [n] cites."""
+    quotes = re.findall(r"” \[(\d+)\]: (.+)", answer.text)
+    assert quotes, answer.text
+    for number, quote in quotes:
+        passage = " ".join(answer.hits[int(number) - 1].chunk.text.split())
+        assert quote.removesuffix(" …") in passage
 
 
 async def test_uncovered_question_is_declined(
@@ -86,6 +95,47 @@ async def test_follow_up_uses_this_chats_memory_only(
     alice = await agent.graph.aget_state({"configurable": {"thread_id": "telegram:alice"}})
     assert len(bob.values["history"]) == 2
     assert len(alice.values["history"]) == 4
+
+
+async def test_small_talk_gets_a_friendly_word_and_keeps_the_topic(
+    tmp_path: Path, index: IndexStore, conversations: ConversationStore
+) -> None:
+    agent = make_agent(make_settings(tmp_path), index, conversations)
+    await agent.answer("cli:talk", "How many books can I borrow?")
+    thanks = await agent.answer("cli:talk", "thanks!")
+    assert thanks.text == "You're welcome! Is there anything else I can help with?"
+    assert not thanks.declined and thanks.hits == []
+    follow_up = await agent.answer("cli:talk", "And can I renew them?")
+    assert "renewed twice" in follow_up.text
+    hello = await agent.answer("cli:hai", "halo", language="id")
+    assert hello.text.startswith("Halo!")
+
+
+async def test_a_follow_up_never_leans_on_a_declined_question(
+    tmp_path: Path, index: IndexStore, conversations: ConversationStore
+) -> None:
+    agent = make_agent(make_settings(tmp_path), index, conversations)
+    await agent.answer("cli:gold", "How many books can I borrow?")
+    assert (await agent.answer("cli:gold", "What is the price of gold today?")).declined
+    vague = await agent.answer("cli:gold", "how much?")
+    assert vague.declined
+    assert "books" not in vague.text
+
+
+async def test_each_thread_keeps_only_its_latest_checkpoint(
+    tmp_path: Path, index: IndexStore
+) -> None:
+    path = tmp_path / "conversations.sqlite3"
+    async with ConversationStore(path) as store:
+        agent = make_agent(make_settings(tmp_path), index, store)
+        for question in ("How many books can I borrow?", "And can I renew them?", "thanks"):
+            await agent.answer("cli:compact", question)
+        state = await agent.graph.aget_state({"configurable": {"thread_id": "cli:compact"}})
+        assert len(state.values["history"]) == 6
+    db = sqlite3.connect(path)
+    rows = db.execute("SELECT COUNT(*) FROM checkpoints WHERE thread_id = 'cli:compact'")
+    assert rows.fetchone()[0] == 1
+    db.close()
 
 
 async def test_memory_survives_a_restart_and_reset_forgets(

@@ -12,7 +12,7 @@ from bot.components import Components, open_components
 from bot.settings import PROJECT_DIR, load_settings
 from handlers.messages import IncomingMessage, Media
 from rag.language import phrase
-from speech.errors import CorruptAudio, SilentAudio
+from speech.errors import AudioTooLong, CorruptAudio, SilentAudio
 from speech.transcode import to_voice_note
 from speech.types import Pcm
 from tests.fakes.openai_api import FakeOpenAI
@@ -50,6 +50,19 @@ async def test_corrupt_and_silent_audio_get_polite_replies(tmp_path: Path) -> No
         silent = await parts.pipeline.handle(message(audio=silence.data))
         assert silent.text == SilentAudio.user_message
         assert silent.voice is None
+
+
+async def test_over_long_audio_is_refused_politely_in_the_users_language(
+    tmp_path: Path, speak: Callable[[str], Awaitable[bytes]]
+) -> None:
+    audio = await speak("How many books can I borrow from the library at once?")
+    async with components_for(tmp_path, max_audio_seconds=1.0) as parts:
+        english = await parts.pipeline.handle(message(audio=audio))
+        indonesian = await parts.pipeline.handle(message(audio=audio, language="id"))
+    assert english.error == indonesian.error == "AudioTooLong"
+    assert english.text == AudioTooLong.user_message
+    assert indonesian.text == phrase("AudioTooLong", "id")
+    assert indonesian.text.startswith("Pesan suara itu terlalu panjang")
 
 
 async def test_empty_text_asks_for_a_question(tmp_path: Path) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 from importlib import resources
 from pathlib import Path
 
@@ -78,13 +77,11 @@ async def test_noise_without_words_raises_no_speech(speech: SpeechServices) -> N
         await speech.stt.transcribe(Pcm(noise, 16_000), "en")
 
 
-async def test_piper_is_faster_than_real_time(speech: SpeechServices) -> None:
+async def test_piper_speaks_the_whole_sentence(speech: SpeechServices) -> None:
+    # Its speed is measured in bench/pipeline.py, not asserted here.
     assert speech.tts is not None
-    started = time.perf_counter()
     pcm = await speech.tts.synthesize("Hello. The library opens at nine on Saturdays.")
-    elapsed = time.perf_counter() - started
-    assert pcm.duration > 2.0
-    assert elapsed / pcm.duration < 0.5  # about 0.1 on two cores
+    assert 2.0 < pcm.duration < 8.0
     assert np.abs(pcm.samples()).max() > 0.5  # not silence
 
 
