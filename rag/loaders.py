@@ -209,13 +209,7 @@ def parse_markdown(text: str, fallback_title: str) -> Document:
     sections: list[Section] = []
     stack: list[tuple[int, str]] = []
     for level, heading, lines in headings:
-        if level:
-            while stack and stack[-1][0] >= level:
-                stack.pop()
-            stack.append((level, heading))
-        path = tuple(h for _, h in stack if h)
-        if path and path[0].casefold() == title.casefold():
-            path = path[1:]
+        path = _heading_path(stack, level, heading, title)
         sections.append(Section(path, _clean_lines(lines)))
     return Document(title, _merge_same_path(sections))
 
@@ -232,6 +226,21 @@ def _merge_same_path(sections: list[Section]) -> list[Section]:
         else:
             merged.append(section)
     return merged
+
+
+def _heading_path(
+    stack: list[tuple[int, str]], level: int, heading: str, title: str
+) -> tuple[str, ...]:
+    """Push a heading of `level` (0: none) on the open-heading `stack`; the section's path,
+    without a leading heading that repeats the document title."""
+    if level:
+        while stack and stack[-1][0] >= level:
+            stack.pop()
+        stack.append((level, heading))
+    path = tuple(h for _, h in stack if h)
+    if path and path[0].casefold() == title.casefold():
+        path = path[1:]
+    return path
 
 
 def load_markdown(data: bytes, fallback_title: str) -> Document:
@@ -281,12 +290,7 @@ def load_html(data: bytes, fallback_title: str) -> Document:
     stack: list[tuple[int, str]] = []
     for index in range(1, len(parts), 2):
         level, heading = headings[int(parts[index])]
-        while stack and stack[-1][0] >= level:
-            stack.pop()
-        stack.append((level, heading))
-        path = tuple(h for _, h in stack if h)
-        if path and path[0].casefold() == title.casefold():
-            path = path[1:]
+        path = _heading_path(stack, level, heading, title)
         sections.append(Section(path, _html_text(parts[index + 1])))
     return Document(title, _merge_same_path(sections))
 

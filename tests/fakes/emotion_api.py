@@ -8,6 +8,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.server import start_app, stop_app
+
 
 @dataclass
 class EmotionRequest:
@@ -35,17 +37,12 @@ class FakeEmotionApi:
     async def start(self) -> FakeEmotionApi:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_post("/predict", self._predict)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=0.1)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
+        self._runner, self.port = await start_app(app)
         return self
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await stop_app(self._runner)
+        self._runner = None
 
     async def _predict(self, request: web.Request) -> web.Response:
         form = await request.post()

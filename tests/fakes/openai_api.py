@@ -14,6 +14,8 @@ from typing import Any
 
 from aiohttp import web
 
+from tests.fakes.server import start_app, stop_app
+
 EMBEDDING_DIM = 256
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -75,17 +77,12 @@ class FakeOpenAI:
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         app.router.add_post("/v1/audio/speech", self._speech)
-        self._runner = web.AppRunner(app, access_log=None)
-        await self._runner.setup()
-        site = web.TCPSite(self._runner, "127.0.0.1", 0)
-        await site.start()
-        self.port = int(self._runner.addresses[0][1])
+        self._runner, self.port = await start_app(app)
         return self
 
     async def stop(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
+        await stop_app(self._runner)
+        self._runner = None
 
     # --- helpers -----------------------------------------------------------------------------
     def _authorized(self, request: web.Request) -> bool:
