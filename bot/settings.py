@@ -109,7 +109,7 @@ class Settings(BaseSettings):
     )
     embeddings_base_url: str | None = Field(None, description="Default: OPENAI_BASE_URL.")
     embeddings_api_key: SecretStr | None = Field(None, description="Default: OPENAI_API_KEY.")
-    retrieval_top_k: int = Field(4, ge=1, le=20)
+    retrieval_top_k: int = Field(5, ge=1, le=20, description="Passages retrieved per question.")
     min_coverage: float = Field(
         0.5, ge=0, le=1, description="Share of the question's rare terms the documents must hold."
     )

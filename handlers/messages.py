@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from rag.types import Hit
 from speech.types import Emotion, VoiceNote
 
 
@@ -53,12 +54,18 @@ class SourceRef:
     score: float
     text: str
 
+    @classmethod
+    def of(cls, hit: Hit) -> SourceRef:
+        chunk = hit.chunk
+        return cls(chunk.title, chunk.source, chunk.section, round(hit.score, 4), chunk.text)
+
 
 @dataclass
 class Reply:
     text: str
     voice: VoiceNote | None = None
-    sources: list[SourceRef] = field(default_factory=list)
+    sources: list[SourceRef] = field(default_factory=list)  # what the answer cites
+    retrieved: list[SourceRef] = field(default_factory=list)  # every passage found, best first
     emotion: Emotion | None = None
     language: str | None = None
     transcript: str | None = None
@@ -79,6 +86,7 @@ class Reply:
             "answer": self.text,
             "declined": self.declined,
             "sources": [s.__dict__ for s in self.sources],
+            "retrieved": [s.__dict__ for s in self.retrieved],
             "timings": {k: round(v, 1) for k, v in self.timings.items()},
             "error": self.error,
             "voice_bytes": len(self.voice.data) if self.voice else 0,

@@ -91,12 +91,8 @@ class Pipeline:
         timings["generate"] = stages.get("generate", 0.0)
         reply = Reply(
             text=answer.text,
-            sources=[
-                SourceRef(
-                    h.chunk.title, h.chunk.source, h.chunk.section, round(h.score, 4), h.chunk.text
-                )
-                for h in answer.hits
-            ],
+            sources=[SourceRef.of(h) for h in answer.hits],
+            retrieved=[SourceRef.of(h) for h in answer.retrieved],
             emotion=emotion,
             language=answer.language,
             transcript=transcript,

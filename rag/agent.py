@@ -70,13 +70,14 @@ class AgentState(TypedDict, total=False):
 @dataclass(frozen=True)
 class AgentAnswer:
     text: str
-    hits: list[Hit]
+    hits: list[Hit]  # the cited passages, in citation order
     declined: bool
     query: str
     spoken: str
     language: str | None
     timings: dict[str, float] = field(default_factory=dict)
     tokens: int = 0
+    retrieved: list[Hit] = field(default_factory=list)  # every passage retrieval returned
 
 
 def _hit_to_state(hit: Hit) -> dict[str, Any]:
@@ -302,6 +303,7 @@ class Agent:
         return AgentAnswer(
             text=renumber_citations(state["answer"], cited),
             hits=[hits[i] for i in cited],
+            retrieved=hits,
             declined=state["declined"],
             query=state["query"],
             spoken=state.get("spoken") or state["answer"],

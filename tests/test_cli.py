@@ -103,12 +103,36 @@ def test_uncovered_questions_are_declined_and_stdin_lines_answered_in_turn(
     assert [a["declined"] for a in answers] == [False, True, True, False]
     assert "ten books" in answers[0]["answer"]
     assert answers[0]["sources"][0]["source"].endswith("library.md")
+    retrieved = answers[0]["retrieved"]
+    assert 1 <= len(retrieved) <= 5
+    assert retrieved[0]["section"] == "Borrowing books"
     for declined in answers[1:3]:
         assert declined["sources"] == []
         assert "couldn't find" in declined["answer"]
         assert "2018" not in declined["answer"] and "Paris" not in declined["answer"]
     assert "15 dollars" in answers[3]["answer"]
     assert answers[3]["sources"][0]["source"].endswith("student-card.md")
+
+
+async def test_chat_session_with_text_voice_and_reset(
+    tmp_path: Path, speak: Callable[[str], Awaitable[bytes]]
+) -> None:
+    voice = tmp_path / "question.ogg"
+    voice.write_bytes(await speak("How much does a replacement student card cost?"))
+    session = "\n".join(
+        ["How many books can I borrow?", f"@{voice}", "/reset", "@/no/such/file.ogg", "/quit"]
+    )
+    replies = tmp_path / "replies"
+    result = run_cli(
+        ["chat", "--chat", "demo", "--voice-dir", str(replies)], tmp_path / "data", stdin=session
+    )
+    out = result.stdout
+    assert "ten books" in out
+    assert "You said:" in out and "15 dollars" in out
+    assert "I've forgotten our conversation." in out
+    assert "no such audio file: /no/such/file.ogg" in out
+    assert sorted(p.name for p in replies.iterdir()) == ["reply-1.ogg", "reply-2.ogg"]
+    assert all(p.read_bytes().startswith(b"OggS") for p in replies.iterdir())
 
 
 def test_index_reports_added_changed_removed_unchanged(tmp_path: Path) -> None:
