@@ -84,6 +84,12 @@ async def _run(args: argparse.Namespace, settings: Settings) -> int:
         if args.command == "index":
             report = await components.reindex(args.paths or None)
             _print_report(report, as_json=args.json)
+            if args.paths and report.removed and not args.json:
+                print(
+                    "note: the index now holds only the paths given; "
+                    "`python -m bot index` alone indexes KNOWLEDGE_SOURCES again",
+                    file=sys.stderr,
+                )
             return (
                 1 if report.errors and not (report.added + report.changed + report.unchanged) else 0
             )
