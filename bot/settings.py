@@ -5,7 +5,9 @@ A wrong or missing setting fails at start-up with a `SettingsError` that names i
 
 from __future__ import annotations
 
+import importlib.util
 import shutil
+from collections.abc import Sequence
 from functools import cached_property
 from pathlib import Path
 from typing import Annotated, Any, Literal
@@ -21,6 +23,7 @@ from pydantic import (
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from bot.errors import SettingsError
+from rag.embeddings_local import INSTALL_HINT, REQUIRED_MODULES, is_local, local_folder
 
 SttProvider = Literal["whisper", "openai", "prosa"]
 TtsProvider = Literal["piper", "openai", "none"]
@@ -105,7 +108,9 @@ class Settings(BaseSettings):
 
     # --- retrieval -------------------------------------------------------------------------
     embeddings_model: str | None = Field(
-        None, description="OpenAI-compatible embeddings model; set to fuse dense with BM25."
+        None,
+        description="Set to fuse dense vectors with BM25: `local` (packaged all-MiniLM-L6-v2),"
+        " `local:/folder` (a sentence-transformers model) or an OpenAI-compatible model name.",
     )
     embeddings_base_url: str | None = Field(None, description="Default: OPENAI_BASE_URL.")
     embeddings_api_key: SecretStr | None = Field(None, description="Default: OPENAI_API_KEY.")
@@ -142,7 +147,9 @@ class Settings(BaseSettings):
             missing.append("OPENAI_API_KEY (required by STT_PROVIDER=openai)")
         if self.tts_provider == "openai" and self.openai_api_key is None:
             missing.append("OPENAI_API_KEY (required by TTS_PROVIDER=openai)")
-        if self.embeddings_model and self.embeddings_key is None:
+        if is_local(self.embeddings_model):
+            missing.extend(_local_embeddings_problems(str(self.embeddings_model)))
+        elif self.embeddings_model and self.embeddings_key is None:
             missing.append("EMBEDDINGS_API_KEY or OPENAI_API_KEY (required by EMBEDDINGS_MODEL)")
         if self.ffmpeg_binary and not shutil.which(self.ffmpeg_binary):
             missing.append(f"FFMPEG_BINARY ({self.ffmpeg_binary} is not an executable)")
@@ -166,6 +173,39 @@ class Settings(BaseSettings):
         """A file under DATA_DIR (created on first use)."""
         self.data_dir.mkdir(parents=True, exist_ok=True)
         return self.data_dir / name
+
+
+def missing_modules(modules: Sequence[str]) -> list[str]:
+    """The `modules` that cannot be imported (looked up without importing them)."""
+    absent = []
+    for module in modules:
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            absent.append(module)
+    return absent
+
+
+def _local_embeddings_problems(model: str, modules: Sequence[str] | None = None) -> list[str]:
+    """What keeps EMBEDDINGS_MODEL=local[:folder] from working, one message per problem.
+
+    `modules`: those it needs (default: sentence-transformers, and the packaged model's).
+    """
+    problems = []
+    folder = local_folder(model)
+    if modules is None:
+        modules = REQUIRED_MODULES if folder is None else REQUIRED_MODULES[:1]
+    absent = missing_modules(modules)
+    if absent:
+        problems.append(
+            f"EMBEDDINGS_MODEL ({model} needs the Python modules {', '.join(absent)}; "
+            f"install them with `{INSTALL_HINT}`)"
+        )
+    if folder is not None and not folder.is_dir():
+        problems.append(f"EMBEDDINGS_MODEL ({folder} is not a folder)")
+    return problems
 
 
 def load_settings(**overrides: Any) -> Settings:

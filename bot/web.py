@@ -70,6 +70,12 @@ async def _warm_up(app: web.Application) -> None:
         await app[COMPONENTS].speech.warm_up()
     except Exception:
         log.exception("loading the speech models failed; voice messages will fail until fixed")
+    warm_embedder = getattr(app[COMPONENTS].embedder, "warm_up", None)  # a local model
+    if warm_embedder is not None:
+        try:
+            await warm_embedder()
+        except Exception:
+            log.exception("loading the embeddings model failed; retrieval falls back to BM25")
 
 
 async def _expire_conversations(app: web.Application, every_seconds: float = 3600) -> None:

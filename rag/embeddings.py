@@ -1,4 +1,5 @@
-"""OpenAI-compatible text embeddings (through langchain-openai), batched, behind `Embedder`."""
+"""Text embeddings behind `Embedder`: an OpenAI-compatible API (through langchain-openai), or a
+local sentence-transformers model (`EMBEDDINGS_MODEL=local`, see `rag.embeddings_local`)."""
 
 from __future__ import annotations
 
@@ -63,9 +64,18 @@ class OpenAIEmbedder:
 
 
 def build_embedder(settings: Settings) -> Embedder | None:
-    """The configured embedder, or None when EMBEDDINGS_MODEL is unset (BM25 only)."""
+    """The configured embedder, or None when EMBEDDINGS_MODEL is unset (BM25 only).
+
+    `local` is the packaged all-MiniLM-L6-v2, `local:/folder` a sentence-transformers folder
+    (both run in-process; nothing is loaded until the first text is embedded); any other name
+    is a model of the OpenAI-compatible embeddings API.
+    """
     if not settings.embeddings_model:
         return None
+    from rag.embeddings_local import LocalEmbedder, is_local, local_folder
+
+    if is_local(settings.embeddings_model):
+        return LocalEmbedder(local_folder(settings.embeddings_model))
     key = settings.embeddings_key
     return OpenAIEmbedder(
         settings.embeddings_model,

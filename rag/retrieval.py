@@ -17,7 +17,7 @@ import numpy as np
 from rag.errors import RagError
 from rag.index_store import ColumnWeights, IndexStore
 from rag.text import QueryTerm, analyze_query, fts_phrase, named_terms
-from rag.types import Chunk, Embedder, Hit, RetrievalResult
+from rag.types import Chunk, Embedder, Hit, RetrievalResult, SimilarityCalibration
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -71,9 +71,11 @@ class HybridRetriever:
         *,
         min_coverage: float = 0.6,
         config: RetrievalConfig | None = None,
+        calibration: SimilarityCalibration | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
+        self.calibration = calibration
         self.min_coverage = min_coverage
         self.config = config or RetrievalConfig()
         self._changelogs: tuple[int, set[str]] = (-1, set())
@@ -85,16 +87,37 @@ class HybridRetriever:
             return RetrievalResult(query, [], 0.0, False)
         dense = await self._dense(query)
         about_versions = bool(ABOUT_VERSIONS.search(query))
+        nearest = [rowid for rowid, _ in dense]
         hits, coverage, unknown = await asyncio.to_thread(
-            self._search, terms, dense, k, about_versions, named_terms(query)
+            self._search, terms, nearest, k, about_versions, named_terms(query)
         )
-        return RetrievalResult(query, hits, coverage, self._covers(hits, coverage, unknown))
+        similarity = dense[0][1] if dense else None
+        covered = self._covers(hits, coverage, unknown, similarity)
+        return RetrievalResult(query, hits, coverage, covered, similarity)
 
-    def _covers(self, hits: list[Hit], coverage: float, unknown_names: list[str]) -> bool:
+    def _covers(
+        self,
+        hits: list[Hit],
+        coverage: float,
+        unknown_names: list[str],
+        similarity: float | None = None,
+    ) -> bool:
         """Enough of the question is in the passages, and it names nothing the documents never
         mention ("How do I add a column in PostgreSQL?" over web-framework docs), unless the
-        coverage is clearly high."""
-        if not hits or coverage < self.min_coverage:
+        coverage is clearly high.
+
+        With a `calibration` of the embedder, the best cosine `similarity` of the question to a
+        passage moves the coverage (up when a passage is close in meaning, down when none is),
+        and a question far from every passage is never covered.
+        """
+        if not hits:
+            return False
+        scale = self.calibration
+        if scale is not None and similarity is not None:
+            if similarity < scale.floor:
+                return False
+            coverage += scale.weight * (similarity - scale.neutral)
+        if coverage < self.min_coverage:
             return False
         return not unknown_names or coverage >= self.min_coverage + NAME_MARGIN
 
@@ -121,23 +144,31 @@ class HybridRetriever:
         names: Sequence[str],
     ) -> tuple[list[Hit], float, list[str]]:
         lexical = self._lexical(terms, about_versions)
-        if dense:
-            ranking = rrf([[rowid for rowid, _ in lexical.ranking], dense], self.config.rrf_k)
-        else:
-            ranking = lexical.ranking
         depth = max(k, self.config.coverage_depth)
-        pool = ranking[: depth * 10] if self.config.max_per_doc else ranking[:depth]
-        chunks = self.store.chunks(rowid for rowid, _ in pool)
-        pool = [(rowid, score) for rowid, score in pool if rowid in chunks]
-        top = self._diversify(pool, chunks, depth)
-        hits = [Hit(chunks[rowid], score) for rowid, score in top[:k]]
+        top, pool, chunks = self._top(lexical.ranking, depth)
+        # Coverage is read on the BM25 passages whatever the ranking: the dense ones are close
+        # in meaning, not in words, and would dilute it.
         coverage = self._coverage(terms, lexical, [r for r, _ in top], [r for r, _ in pool[:3]])
+        if dense:
+            fused = rrf([[rowid for rowid, _ in lexical.ranking], dense], self.config.rrf_k)
+            top, _, chunks = self._top(fused, depth)
+        hits = [Hit(chunks[rowid], score) for rowid, score in top[:k]]
         unknown = [
             n
             for n in names
             if not (lexical.df[n] if n in lexical.df else self.store.count_matches(fts_phrase(n)))
         ]
         return hits, coverage, unknown
+
+    def _top(
+        self, ranking: list[tuple[int, float]], depth: int
+    ) -> tuple[list[tuple[int, float]], list[tuple[int, float]], dict[int, Chunk]]:
+        """The diversified best `depth` of `ranking`, the candidates they were picked from
+        (best first), and their chunks."""
+        pool = ranking[: depth * 10] if self.config.max_per_doc else ranking[:depth]
+        chunks = self.store.chunks(rowid for rowid, _ in pool)
+        pool = [(rowid, score) for rowid, score in pool if rowid in chunks]
+        return self._diversify(pool, chunks, depth), pool, chunks
 
     def _lexical(self, terms: list[QueryTerm], about_versions: bool = False) -> _Lexical:
         """BM25 of every query word (one FTS5 query each), weighted and summed per passage."""
@@ -234,8 +265,9 @@ class HybridRetriever:
 
     # --- dense ---------------------------------------------------------------------------------
 
-    async def _dense(self, query: str) -> list[int]:
-        """Rowids of the chunks nearest to `query` by cosine, best first ([] without vectors)."""
+    async def _dense(self, query: str) -> list[tuple[int, float]]:
+        """The chunks nearest to `query` with their cosine similarity, best first ([] without
+        vectors or when the embedder fails)."""
         if self.embedder is None:
             return []
         rowids, matrix = await asyncio.to_thread(self.store.vector_matrix, self.embedder.name)
@@ -255,7 +287,7 @@ class HybridRetriever:
         count = min(self.config.dense_candidates, len(rowids))
         best = np.argpartition(-similarity, count - 1)[:count]
         best = best[np.argsort(-similarity[best])]
-        return [int(rowids[i]) for i in best]
+        return [(int(rowids[i]), float(similarity[i])) for i in best]
 
 
 def rrf(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float]]:
@@ -270,5 +302,9 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float
 def build_retriever(
     settings: Settings, store: IndexStore, embedder: Embedder | None
 ) -> HybridRetriever:
-    """The retriever the bot uses: BM25, plus dense fusion when an embedder is configured."""
-    return HybridRetriever(store, embedder, min_coverage=settings.min_coverage)
+    """The retriever the bot uses: BM25, plus dense fusion when an embedder is configured (and
+    its similarities in the covered decision when the embedder has a `calibration`)."""
+    calibration: SimilarityCalibration | None = getattr(embedder, "calibration", None)
+    return HybridRetriever(
+        store, embedder, min_coverage=settings.min_coverage, calibration=calibration
+    )

@@ -33,6 +33,18 @@ class RetrievalResult:
     hits: list[Hit]
     coverage: float
     covered: bool
+    similarity: float | None = None  # best cosine of the question to a passage (with vectors)
+
+
+@dataclass(frozen=True)
+class SimilarityCalibration:
+    """How one embedding model's best cosine similarity moves the covered decision: covered
+    needs `coverage + weight * (similarity - neutral) >= min_coverage`, and never when the
+    similarity is below `floor` (nothing in the documents is about the question)."""
+
+    neutral: float
+    weight: float
+    floor: float
 
 
 @dataclass

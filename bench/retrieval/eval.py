@@ -13,7 +13,8 @@ exits 0 whatever the numbers are.
 
 Settings come from the environment (not from `.env`), so `MIN_COVERAGE=0.5` or
 `CHUNK_MAX_CHARS=800` in front of the command tries a variant. The embedder is off unless
-`--embeddings` is given (then EMBEDDINGS_MODEL and friends are read from the environment).
+`--embeddings` is given (then EMBEDDINGS_MODEL and friends are read from the environment;
+`EMBEDDINGS_MODEL=local` is the packaged all-MiniLM-L6-v2, run offline on the CPU).
 """
 
 from __future__ import annotations
@@ -52,6 +53,7 @@ class Outcome:
     covered: bool
     coverage: float
     ms: float
+    similarity: float | None = None  # best cosine of the question to a passage (with vectors)
     got: list[tuple[str, str, float]] = field(default_factory=list)  # (source, section, score)
     section_rank: int | None = None
     error: str | None = None
@@ -116,6 +118,7 @@ async def ask(retriever: Any, question: Question, k: int, root: Path) -> Outcome
     except Exception as exc:  # one failing query is a data point, not the end of the run
         ms = (time.perf_counter() - start) * 1000
         return Outcome(question, None, False, 0.0, ms, error=f"{type(exc).__name__}: {exc}")
+    similarity = getattr(result, "similarity", None)
     ms = (time.perf_counter() - start) * 1000
     rank = section_rank = None
     got: list[tuple[str, str, float]] = []
@@ -132,7 +135,14 @@ async def ask(retriever: Any, question: Question, k: int, root: Path) -> Outcome
         ):
             section_rank = position
     return Outcome(
-        question, rank, bool(result.covered), float(result.coverage), ms, got, section_rank
+        question,
+        rank,
+        bool(result.covered),
+        float(result.coverage),
+        ms,
+        None if similarity is None else float(similarity),
+        got,
+        section_rank,
     )
 
 
@@ -178,12 +188,18 @@ async def run(args: argparse.Namespace, job: Plan) -> dict[str, Any]:
             _env_file=None, data_dir=Path(tmp), knowledge_sources=[str(docs_dir)]
         )
         embedder = None
+        load_s = 0.0
         if args.embeddings:
             from rag.embeddings import build_embedder
 
             embedder = build_embedder(settings)
             if embedder is None:
                 raise SystemExit("--embeddings needs EMBEDDINGS_MODEL in the environment")
+            warm_up = getattr(embedder, "warm_up", None)  # a local model: load it untimed
+            if warm_up is not None:
+                start = time.perf_counter()
+                await warm_up()
+                load_s = time.perf_counter() - start
         store = IndexStore(settings.path("index.sqlite3"))
         try:
             start = time.perf_counter()
@@ -231,6 +247,8 @@ async def run(args: argparse.Namespace, job: Plan) -> dict[str, Any]:
         "chunks": chunks,
         "index_errors": [list(e) for e in report.errors],
         "index_s": round(index_s, 3),
+        "index_chunks_per_s": round(chunks / index_s, 1) if index_s else None,
+        "embedder_load_s": round(load_s, 2),
         "questions": n,
         "offtopic_questions": len(off),
         "hit@1": round(hit_at(1), 4),
@@ -253,6 +271,7 @@ async def run(args: argparse.Namespace, job: Plan) -> dict[str, Any]:
                 "id": o.question.id,
                 "question": o.question.question,
                 "coverage": round(o.coverage, 3),
+                "similarity": _round(o.similarity),
                 "top": o.got[:1],
             }
             for o in off
@@ -263,6 +282,7 @@ async def run(args: argparse.Namespace, job: Plan) -> dict[str, Any]:
                 "id": o.question.id,
                 "question": o.question.question,
                 "coverage": round(o.coverage, 3),
+                "similarity": _round(o.similarity),
                 "rank": o.rank,
             }
             for o in in_domain
@@ -286,12 +306,25 @@ async def run(args: argparse.Namespace, job: Plan) -> dict[str, Any]:
     }
 
 
+def _round(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def _sim(item: dict[str, Any]) -> str:
+    return "" if item.get("similarity") is None else f" sim={item['similarity']:.2f}"
+
+
 def print_text(r: dict[str, Any]) -> None:
     p = print
     p(
         f"corpus       {r['corpus']}  ({r['docs']} docs, {r['chunks']} chunks, "
         f"indexed in {r['index_s']:.2f}s, embedder: {r['embedder'] or 'none'})"
     )
+    if r["embedder"]:
+        p(
+            f"embedder     loaded in {r['embedder_load_s']:.1f}s, "
+            f"indexed {r['index_chunks_per_s']} chunks/s"
+        )
     p(
         f"settings     chunk_max_chars={r['settings']['chunk_max_chars']} "
         f"min_coverage={r['settings']['min_coverage']}"
@@ -332,11 +365,11 @@ def print_text(r: dict[str, Any]) -> None:
         p("\nfalse accepts (off-topic questions judged covered):")
         for fa in r["false_accepts"]:
             top = fa["top"][0][0] if fa["top"] else "-"
-            p(f"  {fa['id']}  cov={fa['coverage']:.2f}  {fa['question']}  -> {top}")
+            p(f"  {fa['id']}  cov={fa['coverage']:.2f}{_sim(fa)}  {fa['question']}  -> {top}")
     if r["declined_in_domain"]:
         p("\nfalse declines (in-domain questions judged not covered):")
         for d in r["declined_in_domain"]:
-            p(f"  {d['id']}  cov={d['coverage']:.2f} rank={d['rank']}  {d['question']}")
+            p(f"  {d['id']}  cov={d['coverage']:.2f}{_sim(d)} rank={d['rank']}  {d['question']}")
     p(f"\nmisses ({len(r['misses'])}; not in the top {min(5, r['k'])}):")
     for m in r["misses"]:
         p(f"  {m['id']}  {m['question']}")
