@@ -242,6 +242,11 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
     from bot.web import create_app
 
     app = create_app(settings)
+    print(
+        "Suara is starting. Health: /health. Ask it from another terminal, e.g.\n"
+        '  .venv/bin/python -m bot ask "How do I add my own documents?"',
+        file=sys.stderr,
+    )
     web.run_app(app, host=host or settings.host, port=port or settings.port, print=_listening)
     return 0
 
