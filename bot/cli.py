@@ -147,7 +147,7 @@ async def _ask(components: Components, args: argparse.Namespace) -> int:
         messages = [_text_message(args.question, args.chat, want_voice)]
     else:
         raise BotError("ask needs a question, '-' or --audio FILE")
-    reply = await components.pipeline.handle(messages[0])
+    reply = await _handle_safely(components, messages[0])
     if args.voice_out is not None and reply.voice is not None:
         args.voice_out.write_bytes(reply.voice.data)
     _print_reply(reply, as_json=args.json)
@@ -247,7 +247,12 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
         '  .venv/bin/python -m bot ask "How do I add my own documents?"',
         file=sys.stderr,
     )
-    web.run_app(app, host=host or settings.host, port=port or settings.port, print=_listening)
+    host, port = host or settings.host, port or settings.port
+    try:
+        web.run_app(app, host=host, port=port, print=_listening)
+    except OSError as exc:
+        print(f"error: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -19,14 +19,13 @@ from langgraph.graph.state import CompiledStateGraph
 from rag.answer_extractive import extractive_answer, stemmed_terms
 from rag.errors import ModelError
 from rag.language import detect_language, phrase, small_talk
-from rag.llm import generate_answer, rewrite_query
+from rag.llm import CITATION, generate_answer, rewrite_query
 from rag.types import Chunk, Hit, RetrievalResult, Retriever
 from speech.language import language_code
 from storage.conversations import ConversationStore
 
 log = logging.getLogger(__name__)
 
-_SPACED_CITATION = re.compile(r"(\s?)\[(\d+(?:\s*,\s*\d+)*)\]")
 MAX_TURNS = 12  # messages kept in a thread's history
 MAX_QUERY_WORDS = 40  # a chain of follow-ups never grows the query further
 _REFERS_BACK = re.compile(
@@ -100,8 +99,7 @@ def candidate_queries(question: str, last_query: str | None) -> list[str]:
     combined = f"{question} {last_query}"
     if _REFERS_BACK.search(question):
         return [combined, question]
-    own = stemmed_terms(question)
-    if own and len(own) <= 2:  # "how much?" alone has nothing of its own to search for
+    if len(stemmed_terms(question)) <= 2:  # "for how long?": itself first, then borrowing
         return [question, combined]
     return [question]
 
@@ -162,8 +160,10 @@ def build_graph(
                 reply = await generate_answer(
                     model, state["question"], hits, state.get("history", []), language, emotion
                 )
+                # The model cites passage numbers; renumber them to the cited sources now,
+                # so the text in state and history is the text the user sees.
                 text, cited, declined, tokens = (
-                    reply.text,
+                    renumber_citations(reply.text, reply.cited),
                     reply.cited,
                     reply.declined,
                     reply.tokens,
@@ -236,7 +236,7 @@ def renumber_citations(text: str, cited: list[int]) -> str:
         kept = sorted({n for n in numbers if n is not None})
         return f"{match.group(1)}[{', '.join(map(str, kept))}]" if kept else ""
 
-    return _SPACED_CITATION.sub(renumber, text)
+    return CITATION.sub(renumber, text)
 
 
 def _ms(started: float) -> float:
@@ -301,7 +301,7 @@ class Agent:
         hits = [_hit_from_state(h) for h in state.get("hits", [])]
         cited = [i for i in state.get("cited", []) if i < len(hits)]
         return AgentAnswer(
-            text=renumber_citations(state["answer"], cited),
+            text=state["answer"],
             hits=[hits[i] for i in cited],
             retrieved=hits,
             declined=state["declined"],

@@ -116,7 +116,7 @@ def _label(hit: Hit) -> str:
 @dataclass(frozen=True)
 class ExtractiveAnswer:
     text: str  # quotes with their labels and [n] citations
-    cited: list[int]  # indexes of the cited hits (n = index + 1)
+    cited: list[int]  # indexes of the cited hits, in citation order ([n] cites cited[n - 1])
     spoken: str  # what a voice reply says: the tone and the first quote, without labels
 
 
@@ -129,7 +129,7 @@ def extractive_answer(
     for position, quote in enumerate(quotes):
         lead = phrase("from" if position == 0 else "also", language)
         hit = hits[quote.hit_index]
-        lines.append(f"{lead} “{_label(hit)}” [{quote.hit_index + 1}]: {quote.text}")
+        lines.append(f"{lead} “{_label(hit)}” [{position + 1}]: {quote.text}")
     if not quotes:  # nothing to quote: the agent declines rather than send a bare tone
         return ExtractiveAnswer("", [], "")
     spoken = f"{tone} {quotes[0].text}".strip()

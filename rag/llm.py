@@ -20,14 +20,15 @@ from speech.language import language_code
 log = logging.getLogger(__name__)
 
 NOT_COVERED = "NOT_COVERED"
-CITATION = re.compile(r"\[(\d+(?:\s*,\s*\d+)*)\]")  # [1] or [1, 3]
+# [1] or [1, 3], not glued to what precedes it: `argv[1]` is code, not a citation.
+CITATION = re.compile(r"(\s?)(?<![\w\])\[])\[(\d+(?:\s*,\s*\d+)*)\]")
 
 
 def cited_numbers(text: str) -> list[int]:
     """Every passage number cited in `text`, in order of first mention."""
     numbers: dict[int, None] = {}
     for match in CITATION.finditer(text):
-        for part in match.group(1).split(","):
+        for part in match.group(2).split(","):
             numbers.setdefault(int(part), None)
     return list(numbers)
 

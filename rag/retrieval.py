@@ -92,7 +92,9 @@ class HybridRetriever:
             self._search, terms, nearest, k, about_versions, named_terms(query)
         )
         similarity = dense[0][1] if dense else None
-        covered = self._covers(hits, coverage, unknown, similarity)
+        # "1" or "20" matches numbers in the documents but asks nothing: a question needs a word.
+        says_something = any(t.is_original and not t.text.isdigit() for t in terms)
+        covered = says_something and self._covers(hits, coverage, unknown, similarity)
         return RetrievalResult(query, hits, coverage, covered, similarity)
 
     def _covers(

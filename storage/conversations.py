@@ -16,12 +16,15 @@ from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 
+LOCK_WAIT_SECONDS = 15.0  # how long a write waits for another process holding the database
+
 
 class ConversationStore:
     """Owns the checkpoint database; use as `async with ConversationStore(path) as store`."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, lock_wait: float = LOCK_WAIT_SECONDS) -> None:
         self.path = path
+        self.lock_wait = lock_wait
         self._conn: aiosqlite.Connection | None = None
         self._saver: AsyncSqliteSaver | None = None
 
@@ -40,7 +43,7 @@ class ConversationStore:
     async def open(self) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._conn = await aiosqlite.connect(self.path)
+            self._conn = await aiosqlite.connect(self.path, timeout=self.lock_wait)
             await self._conn.execute("PRAGMA journal_mode=WAL")
             await self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS threads ("
@@ -79,8 +82,10 @@ class ConversationStore:
             try:
                 yield self._db
                 await self._db.commit()
-            except BaseException:
+            except BaseException as exc:
                 await self._db.rollback()
+                if isinstance(exc, aiosqlite.Error):
+                    raise StorageError(f"conversation store {self.path}: {exc}") from exc
                 raise
 
     async def touch(self, thread_id: str) -> None:
@@ -117,10 +122,13 @@ class ConversationStore:
     async def expire(self, max_age_seconds: float) -> int:
         """Forget conversations idle for longer than `max_age_seconds`; returns how many."""
         cutoff = time.time() - max_age_seconds
-        async with self._db.execute(
-            "SELECT thread_id FROM threads WHERE updated_at < ?", (cutoff,)
-        ) as cursor:
-            stale = [row[0] async for row in cursor]
+        try:
+            async with self._db.execute(
+                "SELECT thread_id FROM threads WHERE updated_at < ?", (cutoff,)
+            ) as cursor:
+                stale = [row[0] async for row in cursor]
+        except aiosqlite.Error as exc:
+            raise StorageError(f"conversation store {self.path}: {exc}") from exc
         for thread_id in stale:
             await self.reset(thread_id)
         if stale:

@@ -138,6 +138,50 @@ async def test_each_thread_keeps_only_its_latest_checkpoint(
     db.close()
 
 
+async def test_short_follow_up_borrows_the_previous_question(
+    tmp_path: Path, index: IndexStore, conversations: ConversationStore
+) -> None:
+    agent = make_agent(make_settings(tmp_path), index, conversations)
+    await agent.answer("cli:short", "How many books can I borrow?")
+    follow_up = await agent.answer("cli:short", "For how long?")
+    assert not follow_up.declined
+    assert "three weeks" in follow_up.text
+
+
+async def test_numbers_alone_ask_nothing(
+    tmp_path: Path, index: IndexStore, conversations: ConversationStore
+) -> None:
+    agent = make_agent(make_settings(tmp_path), index, conversations)
+    for question in ("20", "1", "15 40"):
+        assert (await agent.answer("cli:digits", question)).declined, question
+
+
+async def test_brackets_in_a_document_are_quoted_verbatim_not_taken_for_citations(
+    tmp_path: Path, conversations: ConversationStore
+) -> None:
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    (docs / "scripts.md").write_text(
+        "# Scripts\n\n## Reading arguments\n\n"
+        "The backup script reads the target folder from sys.argv[1] and the retention "
+        "from sys.argv[2]. On failure it retries three times [3].\n"
+    )
+    (docs / "other.md").write_text("# Other\n\n## Parking\n\nPermits cost 90 dollars.\n")
+    store = IndexStore(tmp_path / "index.sqlite3")
+    try:
+        await index_sources([str(docs)], store, None, chunk_max_chars=1200)
+        agent = make_agent(make_settings(tmp_path), store, conversations)
+        question = "Which argument gives the backup script its folder?"
+        answer = await agent.answer("cli:argv", question)
+    finally:
+        store.close()
+    assert "sys.argv[1] and the retention from sys.argv[2]" in answer.text
+    assert "three times [3]" in answer.text
+    assert "” [1]: " in answer.text and len(answer.hits) == 1
+    assert answer.hits[0].chunk.source.endswith("scripts.md")
+    assert_quotes_come_from_their_sources(answer)
+
+
 async def test_memory_survives_a_restart_and_reset_forgets(
     tmp_path: Path, index: IndexStore
 ) -> None:
@@ -186,6 +230,16 @@ def llm_settings(tmp_path: Path, fake: FakeOpenAI, **extra: Any) -> Settings:
         llm_fallback_model="fallback-model",
         **extra,
     )
+
+
+async def test_model_code_brackets_survive_and_stray_citations_go(
+    tmp_path: Path, index: IndexStore, conversations: ConversationStore, fake_openai: FakeOpenAI
+) -> None:
+    fake_openai.chat_handler = lambda body: "Use args[0] for it [2]. Unrelated claim [9]."
+    agent = make_agent(llm_settings(tmp_path, fake_openai), index, conversations)
+    answer = await agent.answer("cli:code", "When is the library open on Saturday?")
+    assert answer.text == "Use args[0] for it [1]. Unrelated claim."
+    assert len(answer.hits) == 1
 
 
 def grounded_reply(body: dict[str, Any]) -> str:

@@ -190,6 +190,25 @@ async def test_serve_answers_health(tmp_path: Path, unused_tcp_port: int) -> Non
     assert process.returncode == 0, stderr[-2000:]
 
 
+async def test_serve_on_a_port_in_use_says_so(tmp_path: Path, unused_tcp_port: int) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", unused_tcp_port))
+        taken.listen()
+        result = subprocess.run(
+            [sys.executable, "-m", "bot", "serve", "--port", str(unused_tcp_port)],
+            cwd=PROJECT_DIR,
+            env=cli_env(tmp_path / "data", REINDEX_ON_START="false"),
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    assert result.returncode == 1
+    assert f"error: cannot listen on 127.0.0.1:{unused_tcp_port}" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 async def _poll_health(url: str) -> dict[str, object]:
     import asyncio
 
