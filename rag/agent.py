@@ -28,10 +28,11 @@ log = logging.getLogger(__name__)
 
 MAX_TURNS = 12  # messages kept in a thread's history
 MAX_QUERY_WORDS = 40  # a chain of follow-ups never grows the query further
-_REFERS_BACK = re.compile(
-    r"^(and|also|but|what about|how about|then|dan|lalu|bagaimana dengan)\b"
-    r"|\b(it|its|them|they|those|these|itu|tersebut|nya)\b",
-    re.IGNORECASE,
+# "Can I renew them?": the previous topic is what the question is about.
+_PRONOUN = re.compile(r"\b(it|its|them|they|those|these|itu|tersebut|nya)\b", re.IGNORECASE)
+# "And what about the voice?": a follow-up that names its own new topic.
+_CONTINUES = re.compile(
+    r"^(and|also|but|what about|how about|then|dan|lalu|bagaimana dengan)\b", re.IGNORECASE
 )
 
 
@@ -91,15 +92,16 @@ def _hit_from_state(data: dict[str, Any]) -> Hit:
 def candidate_queries(question: str, last_query: str | None) -> list[str]:
     """Queries to try in order; without a model, a follow-up borrows the previous query's terms.
 
-    "And can I renew them?" refers back, so the combined query comes first; a short question
-    ("for how long?") tries itself first and borrows only when it is not covered on its own.
+    A pronoun ("can I renew them?") points at the previous topic, so the combined query comes
+    first. A continuation ("and what about the voice?") or a short question ("for how long?")
+    is searched alone first and borrows only when it is not covered on its own.
     """
     if not last_query:
         return [question]
     combined = f"{question} {last_query}"
-    if _REFERS_BACK.search(question):
+    if _PRONOUN.search(question):
         return [combined, question]
-    if len(stemmed_terms(question)) <= 2:  # "for how long?": itself first, then borrowing
+    if _CONTINUES.search(question) or len(stemmed_terms(question)) <= 2:
         return [question, combined]
     return [question]
 

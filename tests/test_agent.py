@@ -148,6 +148,19 @@ async def test_short_follow_up_borrows_the_previous_question(
     assert "three weeks" in follow_up.text
 
 
+async def test_a_follow_up_naming_a_new_topic_searches_it_first(
+    tmp_path: Path, index: IndexStore, conversations: ConversationStore
+) -> None:
+    agent = make_agent(make_settings(tmp_path), index, conversations)
+    await agent.answer("cli:topic", "How many books can I borrow?")
+    printing = await agent.answer("cli:topic", "And what about printing?")
+    assert printing.hits[0].chunk.section == "Printing"
+    weekend = await agent.answer("cli:topic", "When does the library open on weekdays?")
+    assert "8 a.m." in weekend.text
+    saturday = await agent.answer("cli:topic", "What about Saturdays?")
+    assert "9 a.m." in saturday.text
+
+
 async def test_numbers_alone_ask_nothing(
     tmp_path: Path, index: IndexStore, conversations: ConversationStore
 ) -> None:
