@@ -78,7 +78,9 @@ class Settings(BaseSettings):
     whisper_beam_size: int = Field(1, ge=1, le=10)
     whisper_cpu_threads: int = Field(0, ge=0, description="0: one thread per usable core.")
     openai_stt_model: str = "whisper-1"
-    prosa_url: str = "wss://asr-api.prosa.ai/v2/speech/stt"
+    prosa_url: str | None = Field(
+        None, description="Prosa's websocket URL, wss://HOST/v2/speech/stt (hosts differ per plan)."
+    )
     prosa_api_key: SecretStr | None = None
     prosa_model: str = "stt-general-online"
     prosa_timeout: float = Field(30.0, gt=0)
@@ -143,6 +145,8 @@ class Settings(BaseSettings):
         missing: list[str] = []
         if self.stt_provider == "prosa" and self.prosa_api_key is None:
             missing.append("PROSA_API_KEY (required by STT_PROVIDER=prosa)")
+        if self.stt_provider == "prosa" and not self.prosa_url:
+            missing.append("PROSA_URL (required by STT_PROVIDER=prosa)")
         if self.stt_provider == "openai" and self.openai_api_key is None:
             missing.append("OPENAI_API_KEY (required by STT_PROVIDER=openai)")
         if self.tts_provider == "openai" and self.openai_api_key is None:

@@ -53,8 +53,8 @@ class ProsaStt:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> ProsaStt:
-        if settings.prosa_api_key is None:
-            raise ValueError("PROSA_API_KEY is required by STT_PROVIDER=prosa")
+        if settings.prosa_api_key is None or not settings.prosa_url:
+            raise ValueError("PROSA_URL and PROSA_API_KEY are required by STT_PROVIDER=prosa")
         return cls(
             url=settings.prosa_url,
             api_key=settings.prosa_api_key.get_secret_value(),

@@ -26,6 +26,13 @@ def test_missing_dependent_setting_is_named(monkeypatch: pytest.MonkeyPatch) -> 
         load_settings()
 
 
+def test_prosa_needs_its_url_and_key(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STT_PROVIDER", "prosa")
+    monkeypatch.setenv("PROSA_API_KEY", "k")
+    with pytest.raises(SettingsError, match="PROSA_URL"):
+        load_settings(_env_file=None)
+
+
 def test_port_out_of_range_is_named(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("PORT", "70000")
     with pytest.raises(SettingsError, match="PORT"):
