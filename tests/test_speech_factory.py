@@ -25,9 +25,15 @@ def test_defaults_are_the_offline_providers(settings_factory: SettingsFactory) -
 
 def test_prosa_and_no_tts(settings_factory: SettingsFactory) -> None:
     services = build_speech(
-        settings_factory(stt_provider="prosa", prosa_api_key="k", tts_provider="none")
+        settings_factory(
+            stt_provider="prosa",
+            prosa_api_key="k",
+            prosa_url="wss://prosa.example/v2/speech/stt",
+            tts_provider="none",
+        )
     )
     assert isinstance(services.stt, ProsaStt) and services.stt.api_key == "k"
+    assert services.stt.url == "wss://prosa.example/v2/speech/stt"
     assert services.tts is None
 
 
