@@ -1,4 +1,4 @@
-"""The command line: `index`, `ask`, `chat` and `serve` (`python -m bot --help`)."""
+"""The command line: `index`, `ask`, `chat`, `serve` and `telegram` (`python -m bot --help`)."""
 
 from __future__ import annotations
 
@@ -50,9 +50,24 @@ def build_parser() -> argparse.ArgumentParser:
     chat.add_argument("--chat", default=None, help="conversation id (default: a new one)")
     chat.add_argument("--voice-dir", type=Path, help="save each spoken reply in this folder")
 
-    serve = sub.add_parser("serve", help="run the web app (health now; channels later)")
+    serve = sub.add_parser("serve", help="run the web app: channels' webhooks, health, dispatcher")
     serve.add_argument("--host", help="default: HOST")
     serve.add_argument("--port", type=int, help="default: PORT")
+    serve.add_argument(
+        "--telegram-polling",
+        action="store_true",
+        help="fetch Telegram updates by long polling (no public URL needed)",
+    )
+
+    telegram = sub.add_parser("telegram", help="manage the Telegram webhook")
+    telegram.add_argument(
+        "action",
+        choices=["set-webhook", "delete-webhook", "info"],
+        help="set-webhook registers PUBLIC_BASE_URL/telegram/webhook with the secret",
+    )
+    telegram.add_argument(
+        "--drop-pending", action="store_true", help="discard updates Telegram is holding"
+    )
     return parser
 
 
@@ -65,8 +80,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     setup_logging(settings.log_level)
     if args.command == "serve":
-        return serve(settings, args.host, args.port)
+        return serve(settings, args.host, args.port, telegram_polling=args.telegram_polling)
     try:
+        if args.command == "telegram":
+            from bot.telegram_admin import run_telegram_command
+
+            return asyncio.run(run_telegram_command(settings, args.action, args.drop_pending))
         return asyncio.run(_run(args, settings))
     except BotError as exc:
         print(f"error: {exc}", file=sys.stderr)
@@ -236,12 +255,18 @@ async def _chat(components: Components, chat_id: str, voice_dir: Path | None) ->
             print(f"(voice reply: {path})")
 
 
-def serve(settings: Settings, host: str | None, port: int | None) -> int:
+def serve(
+    settings: Settings, host: str | None, port: int | None, *, telegram_polling: bool = False
+) -> int:
     from aiohttp import web
 
     from bot.web import create_app
 
-    app = create_app(settings)
+    try:
+        app = create_app(settings, telegram_polling=telegram_polling)
+    except BotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     print(
         "Suara is starting. Health: /health. Ask it from another terminal, e.g.\n"
         '  .venv/bin/python -m bot ask "How do I add my own documents?"',
@@ -253,6 +278,9 @@ def serve(settings: Settings, host: str | None, port: int | None) -> int:
     except OSError as exc:
         print(f"error: cannot listen on {host}:{port}: {exc}", file=sys.stderr)
         return 1
+    except BotError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -7,3 +7,19 @@ class BotError(Exception):
 
 class SettingsError(BotError):
     """A setting is missing or wrong; the message names it."""
+
+
+class DeliveryError(BotError):
+    """A reply could not be delivered to its channel."""
+
+
+class TransientDeliveryError(DeliveryError):
+    """Worth retrying (network, rate limit, server error); `retry_after` when the channel said."""
+
+    def __init__(self, message: str, retry_after: float | None = None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class PermanentDeliveryError(DeliveryError):
+    """Retrying cannot help (the bot was blocked, the chat is gone)."""

@@ -6,6 +6,7 @@ A wrong or missing setting fails at start-up with a `SettingsError` that names i
 from __future__ import annotations
 
 import importlib.util
+import re
 import shutil
 from collections.abc import Sequence
 from functools import cached_property
@@ -125,7 +126,42 @@ class Settings(BaseSettings):
         30.0, gt=0, description="Conversations idle longer are forgotten."
     )
 
-    @field_validator("knowledge_sources", mode="before")
+    # --- channels and the inbox --------------------------------------------------------------
+    public_base_url: str | None = Field(
+        None, description="The https:// address Telegram and Twilio reach this server at."
+    )
+    telegram_bot_token: SecretStr | None = Field(
+        None, description="From @BotFather; enables the Telegram channel."
+    )
+    telegram_webhook_secret: SecretStr | None = Field(
+        None,
+        description="Sent back by Telegram on every webhook call (1-256 of A-Z a-z 0-9 _ -).",
+    )
+    telegram_api_base_url: str = Field(
+        "https://api.telegram.org/bot", description="Bot API base; the token is appended."
+    )
+    telegram_file_base_url: str = Field(
+        "https://api.telegram.org/file/bot", description="File download base; token appended."
+    )
+    telegram_allowed_chats: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated chat/user ids or @usernames; empty: everyone.",
+    )
+    voice_replies: Literal["auto", "always", "never"] = Field(
+        "auto", description="Voice notes in replies; auto: when the user spoke. /voice overrides."
+    )
+    inbox_concurrency: int = Field(8, ge=1, le=256, description="Chats answered at once.")
+    inbox_max_attempts: int = Field(
+        5, ge=1, description="Tries per message before an apology and parking it."
+    )
+    inbox_retry_seconds: float = Field(
+        2.0, gt=0, description="First retry delay; doubles each attempt (max 5 min)."
+    )
+    inbox_retention_days: float = Field(
+        7.0, gt=0, description="Finished messages (and redelivery dedupe) are kept this long."
+    )
+
+    @field_validator("knowledge_sources", "telegram_allowed_chats", mode="before")
     @classmethod
     def _split_sources(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -138,6 +174,15 @@ class Settings(BaseSettings):
             field = cls.model_fields[info.field_name]
             if field.default is None:
                 return None
+        return value
+
+    @field_validator("telegram_webhook_secret")
+    @classmethod
+    def _check_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and not re.fullmatch(
+            r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
+        ):
+            raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
         return value
 
     @model_validator(mode="after")

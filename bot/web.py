@@ -1,4 +1,4 @@
-"""The aiohttp web app that `serve` runs: health now, channel webhooks as they arrive."""
+"""The aiohttp web app that `serve` runs: health, the channels' webhooks and the dispatcher."""
 
 from __future__ import annotations
 
@@ -11,21 +11,25 @@ from typing import Any
 from aiohttp import web
 
 from bot.components import Components, open_components
+from bot.messaging import Messaging
 from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
 COMPONENTS = web.AppKey("components", Components)
 STATE = web.AppKey("state", dict)
+MESSAGING = web.AppKey("messaging", Messaging)
 
 
-def create_app(settings: Settings) -> web.Application:
-    """The web app; stores and models open when it starts and close when it stops."""
+def create_app(settings: Settings, *, telegram_polling: bool = False) -> web.Application:
+    """The web app; stores, models and channels open when it starts and close when it stops."""
     app = web.Application()
     app[STATE] = {"started_at": time.time(), "index": {"status": "pending"}}
+    messaging = app[MESSAGING] = Messaging(settings, telegram_polling=telegram_polling)
+    app.add_routes(messaging.routes())
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        async with open_components(settings) as components:
+        async with open_components(settings) as components, messaging.running(components):
             app[COMPONENTS] = components
             tasks = [
                 asyncio.create_task(_warm_up(app), name="warm-up"),
@@ -100,5 +104,7 @@ async def health(request: web.Request) -> web.Response:
             "chunks": await asyncio.to_thread(components.index.chunk_count),
         },
         "providers": components.providers,
+        "channels": sorted(request.app[MESSAGING].channels),
+        "inbox": (await request.app[MESSAGING].inbox.stats()).__dict__,
     }
     return web.json_response(body)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -72,6 +72,39 @@ class Reply:
     declined: bool = False
     error: str | None = None
     timings: dict[str, float] = field(default_factory=dict)
+
+    def to_stored(self) -> dict[str, Any]:
+        """What the inbox keeps so a retry sends this reply again (voice bytes kept apart)."""
+        return {
+            "text": self.text,
+            "sources": [asdict(s) for s in self.sources],
+            "language": self.language,
+            "transcript": self.transcript,
+            "declined": self.declined,
+            "error": self.error,
+            "voice": (
+                {"duration": self.voice.duration, "mime_type": self.voice.mime_type}
+                if self.voice
+                else None
+            ),
+        }
+
+    @classmethod
+    def from_stored(cls, data: dict[str, Any], voice: bytes | None) -> Reply:
+        meta = data.get("voice")
+        return cls(
+            text=data["text"],
+            sources=[SourceRef(**s) for s in data.get("sources", [])],
+            language=data.get("language"),
+            transcript=data.get("transcript"),
+            declined=bool(data.get("declined")),
+            error=data.get("error"),
+            voice=(
+                VoiceNote(voice, meta["duration"], meta["mime_type"])
+                if voice is not None and meta
+                else None
+            ),
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The `--json` shape of the CLI (and, later, of the HTTP API)."""

@@ -42,6 +42,30 @@ PHRASES: dict[str, dict[str, str]] = {
         "greeting": "Hello! Ask me anything my documents cover, by text or by voice note.",
         "thanks": "You're welcome! Is there anything else I can help with?",
         "bye": "Goodbye, and thanks for asking!",
+        "sources": "Sources",
+        "help": (
+            "Ask me a question by text or by voice note: I answer from my documents, cite them, "
+            "and say so when they don't cover it.\n\n"
+            "{p}reset – forget our conversation\n"
+            "{p}voice on | off – voice replies to every message, or none\n"
+            "{p}lang en | id | auto – the language I answer in\n"
+            "{p}help – this message"
+        ),
+        "reset_done": "Done: I've forgotten our conversation. What would you like to ask?",
+        "voice_on": "Voice replies are on: I'll add a voice note to every answer.",
+        "voice_off": "Voice replies are off: I'll answer with text only.",
+        "voice_usage": "Use {p}voice on or {p}voice off.",
+        "lang_set": "I'll answer in {name}.",
+        "name_en": "English",
+        "name_id": "Indonesian",
+        "lang_auto": "I'll answer in the language you write or speak.",
+        "lang_usage": "Use {p}lang en, {p}lang id or {p}lang auto.",
+        "unknown_command": "I don't know that command. Send {p}help to see what I can do.",
+        "unsupported": (
+            "I can read text and listen to voice notes and audio files, but not this kind of "
+            "message. Please type your question or send a voice note."
+        ),
+        "refused": "Sorry, this assistant isn't available in this chat.",
     },
     "id": {
         "from": "Dari",
@@ -70,6 +94,30 @@ PHRASES: dict[str, dict[str, str]] = {
         "greeting": "Halo! Tanyakan apa saja dari dokumen saya, lewat teks atau pesan suara.",
         "thanks": "Sama-sama! Ada lagi yang bisa saya bantu?",
         "bye": "Sampai jumpa, terima kasih sudah bertanya!",
+        "sources": "Sumber",
+        "help": (
+            "Tanyakan lewat teks atau pesan suara: saya menjawab dari dokumen saya, menyebut "
+            "sumbernya, dan berterus terang bila dokumen tidak membahasnya.\n\n"
+            "{p}reset – lupakan percakapan kita\n"
+            "{p}voice on | off – balasan suara untuk setiap pesan, atau tidak sama sekali\n"
+            "{p}lang en | id | auto – bahasa jawaban saya\n"
+            "{p}help – pesan ini"
+        ),
+        "reset_done": "Selesai: percakapan kita sudah saya lupakan. Apa yang ingin Anda tanyakan?",
+        "voice_on": "Balasan suara aktif: setiap jawaban disertai pesan suara.",
+        "voice_off": "Balasan suara nonaktif: saya menjawab dengan teks saja.",
+        "voice_usage": "Gunakan {p}voice on atau {p}voice off.",
+        "lang_set": "Saya akan menjawab dalam bahasa {name}.",
+        "name_en": "Inggris",
+        "name_id": "Indonesia",
+        "lang_auto": "Saya akan menjawab dalam bahasa yang Anda gunakan.",
+        "lang_usage": "Gunakan {p}lang en, {p}lang id atau {p}lang auto.",
+        "unknown_command": "Saya tidak mengenal perintah itu. Kirim {p}help untuk melihat panduan.",
+        "unsupported": (
+            "Saya bisa membaca teks dan mendengarkan pesan suara atau berkas audio, tetapi belum "
+            "bisa memahami jenis pesan ini. Silakan ketik pertanyaan Anda atau kirim pesan suara."
+        ),
+        "refused": "Maaf, asisten ini tidak tersedia di obrolan ini.",
     },
 }
 

@@ -1,0 +1,98 @@
+"""The messaging side of `serve`: the inbox, the configured channels and the dispatcher."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from aiohttp import web
+
+from bot.components import Components
+from bot.dispatcher import Dispatcher, DispatchPolicy
+from bot.errors import SettingsError
+from bot.responder import Channel, Responder
+from bot.settings import Settings
+from storage.chat_prefs import ChatPrefsStore
+from storage.inbox import Inbox, SqliteInbox
+
+log = logging.getLogger(__name__)
+
+PRUNE_EVERY = 3600.0
+
+
+class Messaging:
+    """Built with the app (its routes are fixed then); `running(components)` serves it."""
+
+    def __init__(self, settings: Settings, *, telegram_polling: bool = False) -> None:
+        self.settings = settings
+        self.inbox: Inbox = SqliteInbox(settings.path("inbox.sqlite3"))
+        self.dispatcher: Dispatcher | None = None
+        self.channels: dict[str, Channel] = {}
+        self._routes: list[web.RouteDef] = []
+        if settings.telegram_bot_token is not None:
+            if settings.telegram_webhook_secret is None and not telegram_polling:
+                raise SettingsError(
+                    "TELEGRAM_WEBHOOK_SECRET is required for the Telegram webhook"
+                    " (or serve with --telegram-polling)"
+                )
+            from handlers.telegram import TelegramChannel
+
+            telegram = TelegramChannel(settings, self.inbox, self.wake, polling=telegram_polling)
+            self.telegram: TelegramChannel | None = telegram
+            self.channels[telegram.name] = telegram
+            self._routes.extend(telegram.routes())
+        else:
+            self.telegram = None
+
+    def routes(self) -> list[web.RouteDef]:
+        return list(self._routes)
+
+    def wake(self) -> None:
+        if self.dispatcher is not None:
+            self.dispatcher.wake()
+
+    @asynccontextmanager
+    async def running(self, components: Components) -> AsyncIterator[None]:
+        """Start the channels (getMe), then the dispatcher; stop the channels first."""
+        settings = self.settings
+        prefs = ChatPrefsStore(settings.path("chats.sqlite3"))
+        responder = Responder(components, self.inbox, prefs, self.channels)
+        self.dispatcher = Dispatcher(
+            self.inbox,
+            responder.process,
+            responder.apologize,
+            DispatchPolicy(
+                concurrency=settings.inbox_concurrency,
+                max_attempts=settings.inbox_max_attempts,
+                retry_base=settings.inbox_retry_seconds,
+            ),
+        )
+        started: list[Channel] = []
+        pruning = asyncio.create_task(self._prune(), name="inbox-prune")
+        try:
+            if self.telegram is not None:
+                await self.telegram.start()
+                started.append(self.telegram)
+            await self.dispatcher.start()
+            yield
+        finally:
+            if self.telegram is not None and self.telegram in started:
+                await self.telegram.stop()
+            await self.dispatcher.stop()
+            pruning.cancel()
+            await asyncio.gather(pruning, return_exceptions=True)
+            await self.inbox.close()
+            prefs.close()
+
+    async def _prune(self) -> None:
+        """Forget finished messages after INBOX_RETENTION_DAYS (until then they dedupe)."""
+        while True:
+            try:
+                removed = await self.inbox.prune(self.settings.inbox_retention_days * 86400)
+                if removed:
+                    log.info("pruned %d finished inbox messages", removed)
+            except Exception:
+                log.exception("pruning the inbox failed; will retry in an hour")
+            await asyncio.sleep(PRUNE_EVERY)

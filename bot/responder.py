@@ -1,0 +1,126 @@
+"""Answers one inbox message: runs the command or the pipeline, keeps the reply, delivers it.
+
+The reply is stored before the first part is sent, so a retry after a crash re-sends only the
+parts not yet delivered and never asks the agent twice.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
+from typing import Protocol
+
+from bot.components import Components
+from bot.settings import Settings
+from handlers.commands import CommandContext, run_command
+from handlers.messages import IncomingMessage, Media, Reply
+from rag.language import phrase
+from speech.language import language_code
+from storage.chat_prefs import ChatPrefs, ChatPrefsStore
+from storage.inbox import Inbox, InboxItem
+
+log = logging.getLogger(__name__)
+
+
+class Channel(Protocol):
+    """What the responder needs from a messaging channel."""
+
+    name: str
+    command_prefix: str
+
+    def media(self, item: InboxItem) -> Media | None: ...
+
+    def activity(self, item: InboxItem, voice: bool) -> AbstractAsyncContextManager[None]: ...
+
+    async def deliver(
+        self,
+        item: InboxItem,
+        reply: Reply,
+        sent: set[str],
+        record: Callable[[str], Awaitable[None]],
+        prefix: str = "",
+    ) -> None: ...
+
+
+def wants_voice(settings: Settings, prefs: ChatPrefs, spoken: bool) -> bool:
+    """Voice replies: the chat's `/voice on|off`, else VOICE_REPLIES (auto: when the user spoke)."""
+    if prefs.voice is not None:
+        return prefs.voice
+    return settings.voice_replies == "always" or (settings.voice_replies == "auto" and spoken)
+
+
+class Responder:
+    """`process(item)` for the dispatcher; `apologize(item, error)` when it gives up."""
+
+    def __init__(
+        self,
+        components: Components,
+        inbox: Inbox,
+        prefs: ChatPrefsStore,
+        channels: dict[str, Channel],
+    ) -> None:
+        self.components = components
+        self.inbox = inbox
+        self.prefs = prefs
+        self.channels = channels
+
+    async def process(self, item: InboxItem) -> None:
+        channel = self.channels[item.channel]
+        if item.reply is not None:
+            reply = Reply.from_stored(item.reply, item.voice)
+        else:
+            reply = await self._answer(item, channel)
+            await self.inbox.save_reply(
+                item.id, reply.to_stored(), reply.voice.data if reply.voice else None
+            )
+        await channel.deliver(item, reply, item.sent_parts, self._recorder(item))
+
+    async def apologize(self, item: InboxItem, error: BaseException) -> None:
+        channel = self.channels[item.channel]
+        language = self._language(item, self.prefs.get(item.chat_key))
+        reply = Reply(text=phrase("internal_error", language), language=language)
+        await channel.deliver(item, reply, item.sent_parts, self._recorder(item), prefix="apology:")
+
+    def _recorder(self, item: InboxItem) -> Callable[[str], Awaitable[None]]:
+        async def record(part: str) -> None:
+            item.sent_parts.add(part)
+            await self.inbox.record_part(item.id, part)
+
+        return record
+
+    @staticmethod
+    def _language(item: InboxItem, prefs: ChatPrefs) -> str | None:
+        return prefs.language or language_code(item.payload.get("language_code"))
+
+    async def _answer(self, item: InboxItem, channel: Channel) -> Reply:
+        prefs = self.prefs.get(item.chat_key)
+        language = self._language(item, prefs)
+        payload = item.payload
+        if item.kind == "command":
+            context = CommandContext(
+                thread_id=item.chat_key,
+                prefs=self.prefs,
+                forget=self.components.conversations.reset,
+                language=language,
+                prefix=channel.command_prefix,
+            )
+            return await run_command(payload["command"], payload.get("args", []), context)
+        if item.kind in ("unsupported", "refused"):
+            return Reply(text=phrase(item.kind, language), language=language, error=item.kind)
+        media = channel.media(item)
+        voice = wants_voice(self.components.settings, prefs, spoken=media is not None)
+        message = IncomingMessage(
+            channel=item.channel,
+            chat_id=item.chat_id,
+            message_id=item.message_id,
+            user_id=payload.get("user_id", ""),
+            text=payload.get("text"),
+            media=media,
+            meta={"user_name": payload.get("user_name"), "inbox_id": item.id},
+            want_voice=voice,
+            # A language fixed by /lang also steers speech recognition; otherwise it is detected.
+            language=prefs.language,
+        )
+        async with channel.activity(item, voice):
+            return await self.components.pipeline.handle(message)
