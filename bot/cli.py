@@ -273,6 +273,9 @@ def serve(
         file=sys.stderr,
     )
     host, port = host or settings.host, port or settings.port
+    # Hand the GIL over every 1 ms (default 5 ms): answers computed in worker threads then
+    # delay a webhook's acknowledgement by at most a few handovers (bench.telegram_webhook).
+    sys.setswitchinterval(0.001)
     try:
         web.run_app(app, host=host, port=port, print=_listening)
     except OSError as exc:

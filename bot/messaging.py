@@ -78,9 +78,12 @@ class Messaging:
             await self.dispatcher.start()
             yield
         finally:
+            # Stop taking updates, let answers in progress finish sending, then close the bot.
+            if self.telegram is not None and self.telegram in started:
+                await self.telegram.stop_receiving()
+            await self.dispatcher.stop()
             if self.telegram is not None and self.telegram in started:
                 await self.telegram.stop()
-            await self.dispatcher.stop()
             pruning.cancel()
             await asyncio.gather(pruning, return_exceptions=True)
             await self.inbox.close()

@@ -24,7 +24,7 @@ MESSAGING = web.AppKey("messaging", Messaging)
 def create_app(settings: Settings, *, telegram_polling: bool = False) -> web.Application:
     """The web app; stores, models and channels open when it starts and close when it stops."""
     app = web.Application()
-    app[STATE] = {"started_at": time.time(), "index": {"status": "pending"}}
+    app[STATE] = {"started_at": time.time(), "index": {"status": "pending"}, "models": "loading"}
     messaging = app[MESSAGING] = Messaging(settings, telegram_polling=telegram_polling)
     app.add_routes(messaging.routes())
 
@@ -73,6 +73,7 @@ async def _warm_up(app: web.Application) -> None:
     try:
         await app[COMPONENTS].speech.warm_up()
     except Exception:
+        app[STATE]["models"] = "failed"
         log.exception("loading the speech models failed; voice messages will fail until fixed")
     warm_embedder = getattr(app[COMPONENTS].embedder, "warm_up", None)  # a local model
     if warm_embedder is not None:
@@ -80,6 +81,8 @@ async def _warm_up(app: web.Application) -> None:
             await warm_embedder()
         except Exception:
             log.exception("loading the embeddings model failed; retrieval falls back to BM25")
+    if app[STATE]["models"] == "loading":
+        app[STATE]["models"] = "ready"
 
 
 async def _expire_conversations(app: web.Application, every_seconds: float = 3600) -> None:
@@ -104,6 +107,7 @@ async def health(request: web.Request) -> web.Response:
             "chunks": await asyncio.to_thread(components.index.chunk_count),
         },
         "providers": components.providers,
+        "models": request.app[STATE]["models"],
         "channels": sorted(request.app[MESSAGING].channels),
         "inbox": (await request.app[MESSAGING].inbox.stats()).__dict__,
     }

@@ -177,9 +177,13 @@ class TelegramChannel:
             "polling" if self.polling else "webhook",
         )
 
-    async def stop(self) -> None:
+    async def stop_receiving(self) -> None:
+        """Polling: stop fetching updates (the webhook stops with the web server)."""
         if self.app.updater is not None and self.app.updater.running:
             await self.app.updater.stop()
+
+    async def stop(self) -> None:
+        await self.stop_receiving()
         if self.app.running:
             await self.app.stop()
         await self.app.shutdown()

@@ -45,6 +45,8 @@ class ConversationStore:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._conn = await aiosqlite.connect(self.path, timeout=self.lock_wait)
             await self._conn.execute("PRAGMA journal_mode=WAL")
+            # Memory, not the message log: a power cut may cost the last turn, never a message.
+            await self._conn.execute("PRAGMA synchronous=NORMAL")
             await self._conn.execute(
                 "CREATE TABLE IF NOT EXISTS threads ("
                 " thread_id TEXT PRIMARY KEY, updated_at REAL NOT NULL)"

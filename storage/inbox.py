@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import json
 import sqlite3
+import threading
 import time
 import uuid
 from abc import ABC, abstractmethod
@@ -138,6 +139,7 @@ CREATE TABLE IF NOT EXISTS inbox (
     UNIQUE (channel, message_id)
 );
 CREATE INDEX IF NOT EXISTS inbox_pending ON inbox (chat_key, id) WHERE status = 'pending';
+CREATE INDEX IF NOT EXISTS inbox_status ON inbox (status, due_at);
 CREATE INDEX IF NOT EXISTS inbox_finished ON inbox (finished_at) WHERE status != 'pending';
 CREATE TABLE IF NOT EXISTS sent_parts (
     item_id INTEGER NOT NULL REFERENCES inbox (id) ON DELETE CASCADE,
@@ -149,13 +151,22 @@ CREATE TABLE IF NOT EXISTS sent_parts (
 
 # The oldest pending message of each chat, when no message of that chat is leased.
 _HEADS = """
-SELECT id FROM inbox AS i
-WHERE status = 'pending'
-  AND id = (SELECT MIN(id) FROM inbox AS j WHERE j.chat_key = i.chat_key AND j.status = 'pending')
-  AND due_at <= :now
-  AND (lease_until IS NULL OR lease_until < :now)
-ORDER BY id
+SELECT i.id FROM (
+    SELECT MIN(id) AS id FROM inbox INDEXED BY inbox_pending
+    WHERE status = 'pending' GROUP BY chat_key
+) AS head JOIN inbox AS i ON i.id = head.id
+WHERE i.due_at <= :now AND (i.lease_until IS NULL OR i.lease_until < :now)
+ORDER BY i.id
 LIMIT :limit
+"""
+
+# When the next chat head (the only messages `claim` hands out) becomes due.
+_NEXT_DUE = """
+SELECT MIN(i.due_at) FROM (
+    SELECT MIN(id) AS id FROM inbox INDEXED BY inbox_pending
+    WHERE status = 'pending' GROUP BY chat_key
+) AS head JOIN inbox AS i ON i.id = head.id
+WHERE i.lease_until IS NULL
 """
 
 
@@ -173,6 +184,9 @@ class SqliteInbox(Inbox):
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="inbox")
         self._busy_timeout = busy_timeout
         self._conn: sqlite3.Connection | None = None
+        self._batch: list[tuple[tuple[str, ...], asyncio.Future[bool]]] = []
+        self._batch_lock = threading.Lock()
+        self._flush_pending = False
 
     # --- plumbing ------------------------------------------------------------------------
     async def _run(self, work: Callable[[sqlite3.Connection], T]) -> T:
@@ -218,18 +232,49 @@ class SqliteInbox(Inbox):
     async def enqueue(
         self, channel: str, chat_id: str, message_id: str, kind: str, payload: dict[str, Any]
     ) -> bool:
+        """Group commit: messages arriving while a batch is being written go in the next one,
+        so a burst costs one disk sync per batch instead of one per message."""
         body = json.dumps(payload, ensure_ascii=False, separators=(",", ":"))
+        loop = asyncio.get_running_loop()
+        accepted: asyncio.Future[bool] = loop.create_future()
+        row = (channel, chat_id, f"{channel}:{chat_id}", message_id, kind, body)
+        with self._batch_lock:
+            self._batch.append((row, accepted))
+            start_flush = not self._flush_pending
+            self._flush_pending = True
+        if start_flush:
+            loop.run_in_executor(self._executor, self._flush, loop)
+        return await accepted
 
-        def insert(conn: sqlite3.Connection) -> bool:
-            now = time.time()
-            cursor = conn.execute(
-                "INSERT OR IGNORE INTO inbox (channel, chat_id, chat_key, message_id, kind,"
-                " payload, due_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                (channel, chat_id, f"{channel}:{chat_id}", message_id, kind, body, now, now),
-            )
-            return cursor.rowcount == 1
+    def _flush(self, loop: asyncio.AbstractEventLoop) -> None:
+        with self._batch_lock:
+            batch, self._batch = self._batch, []
+            self._flush_pending = False
+        if not batch:
+            return
+        try:
+            conn = self._connection()
 
-        return await self._run(insert)
+            def insert_all() -> list[bool]:
+                now = time.time()
+                return [
+                    conn.execute(
+                        "INSERT OR IGNORE INTO inbox (channel, chat_id, chat_key, message_id,"
+                        " kind, payload, due_at, received_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                        (*row, now, now),
+                    ).rowcount
+                    == 1
+                    for row, _ in batch
+                ]
+
+            results = self._transaction(conn, insert_all)
+        except sqlite3.Error as exc:
+            error = StorageError(f"inbox {self.path}: {exc}")
+            for _, future in batch:
+                loop.call_soon_threadsafe(_settle, future, None, error)
+            return
+        for (_, future), new in zip(batch, results, strict=True):
+            loop.call_soon_threadsafe(_settle, future, new, None)
 
     async def claim(self, limit: int, lease_seconds: float) -> list[InboxItem]:
         if limit <= 0:
@@ -319,9 +364,7 @@ class SqliteInbox(Inbox):
 
     async def next_due_in(self) -> float | None:
         def earliest(conn: sqlite3.Connection) -> float | None:
-            row = conn.execute(
-                "SELECT MIN(due_at) FROM inbox WHERE status = 'pending' AND lease_until IS NULL"
-            ).fetchone()
+            row = conn.execute(_NEXT_DUE).fetchone()
             return None if row[0] is None else max(0.0, row[0] - time.time())
 
         return await self._run(earliest)
@@ -377,6 +420,15 @@ class SqliteInbox(Inbox):
             return self._transaction(conn, lambda: conn.execute(sql, params).rowcount)
 
         return await self._run(write)
+
+
+def _settle(future: asyncio.Future[bool], result: bool | None, error: Exception | None) -> None:
+    if future.done():  # the caller gave up waiting (its request was cancelled)
+        return
+    if error is not None:
+        future.set_exception(error)
+    else:
+        future.set_result(bool(result))
 
 
 def _item(row: sqlite3.Row, sent: set[str]) -> InboxItem:
