@@ -7,7 +7,7 @@ import asyncio
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
 
@@ -15,6 +15,9 @@ from rag.embeddings import passage_text
 from rag.errors import IndexingError, RetrievalError
 from rag.index_store import IndexStore, StoredDocument
 from rag.types import Chunk, Embedder
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -113,6 +116,23 @@ class SqliteVectors:
 
     async def aclose(self) -> None:
         """Nothing to do: the index store is closed by its owner."""
+
+
+def build_vector_store(settings: Settings) -> VectorStore | None:
+    """Pinecone when PINECONE_API_KEY is set; else None: vectors stay in the SQLite index."""
+    if settings.pinecone_api_key is None:
+        return None
+    from rag.vector_pinecone import PineconeVectors
+
+    return PineconeVectors(
+        settings.pinecone_api_key.get_secret_value(),
+        index_name=settings.pinecone_index,
+        host=settings.pinecone_host,
+        namespace=settings.pinecone_namespace,
+        cloud=settings.pinecone_cloud,
+        region=settings.pinecone_region,
+        api_url=settings.pinecone_api_url,
+    )
 
 
 def document_version(doc: StoredDocument, model: str) -> str:
