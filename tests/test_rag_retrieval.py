@@ -310,3 +310,33 @@ async def embedder_vectors(store: IndexStore, embedder: OpenAIEmbedder) -> None:
 
 def test_no_embedder_without_a_model(settings_factory: SettingsFactory) -> None:
     assert build_embedder(settings_factory()) is None
+
+
+async def test_a_failing_pinecone_falls_back_to_bm25(
+    tmp_path: Path,
+    fake_openai: FakeOpenAI,
+    fake_pinecone: FakePinecone,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    embedder = OpenAIEmbedder(
+        "embed-small", base_url=fake_openai.base_url, api_key=fake_openai.api_key
+    )
+    vectors = PineconeVectors(fake_pinecone.api_key, host=fake_pinecone.url, namespace="kb")
+    store = IndexStore(tmp_path / "index.sqlite3")
+    try:
+        report = await index_sources([str(CORPUS)], store, embedder, vectors=vectors)
+        assert report.errors == [] and fake_pinecone.ids("kb")
+        retriever = HybridRetriever(store, embedder, min_coverage=0.5, vectors=vectors)
+        question = "How do I bring back data from a snapshot?"
+        fused = await retriever.search(question, 4)
+        assert fused.hits[0].score < 1 and fused.similarity is not None
+
+        fake_pinecone.api_key = "rotated-key"  # every request is refused from now on
+        with caplog.at_level(logging.WARNING, logger="rag.retrieval"):
+            result = await retriever.search(question, 4)
+        assert file_of(result.hits[0].chunk.source) == "backups.md" and result.covered
+        assert result.hits[0].score > 1 and result.similarity is None  # BM25 alone
+        assert "dense retrieval skipped" in caplog.text and "Pinecone query" in caplog.text
+    finally:
+        await vectors.aclose()
+        store.close()
