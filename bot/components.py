@@ -17,6 +17,7 @@ from rag.indexer import index_sources
 from rag.llm import build_chat_model
 from rag.retrieval import build_retriever
 from rag.types import Embedder, IndexReport
+from rag.vector_store import VectorStore, build_vector_store
 from speech.factory import SpeechServices, build_speech
 from storage.conversations import ConversationStore
 
@@ -32,6 +33,7 @@ class Components:
     speech: SpeechServices
     agent: Agent
     pipeline: Pipeline
+    vectors: VectorStore | None = None  # None: the vectors stay in the SQLite index
 
     async def reindex(self, sources: list[str] | None = None) -> IndexReport:
         """Incrementally index `sources` (default: the configured knowledge sources)."""
@@ -41,6 +43,7 @@ class Components:
             self.index,
             self.embedder,
             chunk_max_chars=self.settings.chunk_max_chars,
+            vectors=self.vectors,
         )
         log.info(
             "indexed in %.1f s: %d added, %d changed, %d removed, %d unchanged, %d errors",
@@ -69,6 +72,7 @@ class Components:
             "emotion": self.speech.emotion.name,
             "llm": self.settings.llm_model if self.settings.openai_api_key else "extractive",
             "embeddings": self.embedder.name if self.embedder else "none",
+            "vectors": self.vectors.name if self.vectors else "sqlite" if self.embedder else "none",
         }
 
 
@@ -84,8 +88,11 @@ async def open_components(settings: Settings) -> AsyncIterator[Components]:
         speech = build_speech(settings)
         stack.push_async_callback(speech.aclose)
         embedder = build_embedder(settings)
+        vectors = build_vector_store(settings)
+        if vectors is not None:
+            stack.push_async_callback(vectors.aclose)
         graph = build_graph(
-            build_retriever(settings, index, embedder),
+            build_retriever(settings, index, embedder, vectors),
             conversations.checkpointer,
             build_chat_model(settings),
             top_k=settings.retrieval_top_k,
@@ -93,4 +100,4 @@ async def open_components(settings: Settings) -> AsyncIterator[Components]:
         agent = Agent(graph, conversations)
         pipeline = Pipeline(settings, speech, agent)
         await conversations.expire(settings.thread_ttl_days * 86400)
-        yield Components(settings, index, embedder, conversations, speech, agent, pipeline)
+        yield Components(settings, index, embedder, conversations, speech, agent, pipeline, vectors)

@@ -161,6 +161,26 @@ class Settings(BaseSettings):
         7.0, gt=0, description="Finished messages (and redelivery dedupe) are kept this long."
     )
 
+
+    # --- vector store ----------------------------------------------------------------------
+    pinecone_api_key: SecretStr | None = Field(
+        None, description="Keep the dense vectors in Pinecone instead of SQLite."
+    )
+    pinecone_index: str | None = Field(
+        None, description="Pinecone index name; created serverless when it does not exist."
+    )
+    pinecone_host: str | None = Field(
+        None, description="The index's data-plane URL; when set, the index name is not looked up."
+    )
+    pinecone_namespace: str = Field("", description="Namespace of this bot's vectors.")
+    pinecone_cloud: str = Field("aws", description="Cloud of a Pinecone index Suara creates.")
+    pinecone_region: str = Field(
+        "us-east-1", description="Region of a Pinecone index Suara creates."
+    )
+    pinecone_api_url: str | None = Field(
+        None, description="Pinecone's control-plane URL; default https://api.pinecone.io."
+    )
+
     @field_validator("knowledge_sources", "telegram_allowed_chats", mode="before")
     @classmethod
     def _split_sources(cls, value: Any) -> Any:
@@ -200,6 +220,7 @@ class Settings(BaseSettings):
             missing.extend(_local_embeddings_problems(str(self.embeddings_model)))
         elif self.embeddings_model and self.embeddings_key is None:
             missing.append("EMBEDDINGS_API_KEY or OPENAI_API_KEY (required by EMBEDDINGS_MODEL)")
+        missing.extend(self._vector_store_problems())
         if self.ffmpeg_binary and not shutil.which(self.ffmpeg_binary):
             missing.append(f"FFMPEG_BINARY ({self.ffmpeg_binary} is not an executable)")
         if self.piper_model_path is not None and not self.piper_model_path.is_file():
@@ -207,6 +228,17 @@ class Settings(BaseSettings):
         if missing:
             raise ValueError("missing or wrong: " + "; ".join(missing))
         return self
+
+    def _vector_store_problems(self) -> list[str]:
+        if self.pinecone_api_key is None:
+            given = [name for name in ("pinecone_index", "pinecone_host") if getattr(self, name)]
+            return [f"PINECONE_API_KEY (required by {given[0].upper()})"] if given else []
+        problems = []
+        if not self.embeddings_model:
+            problems.append("EMBEDDINGS_MODEL (required by PINECONE_API_KEY)")
+        if not (self.pinecone_index or self.pinecone_host):
+            problems.append("PINECONE_INDEX or PINECONE_HOST (required by PINECONE_API_KEY)")
+        return problems
 
     # --- derived values ----------------------------------------------------------------------
     @property

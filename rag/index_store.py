@@ -28,7 +28,7 @@ log = logging.getLogger(__name__)
 FloatMatrix = npt.NDArray[np.float32]
 IntArray = npt.NDArray[np.int64]
 
-SCHEMA_VERSION = 1  # raise with every change to _SCHEMA
+SCHEMA_VERSION = 2  # raise with every change to _SCHEMA
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -67,6 +67,13 @@ CREATE TABLE IF NOT EXISTS vectors (
     model TEXT NOT NULL,
     dim INTEGER NOT NULL,
     vector BLOB NOT NULL
+);
+-- The document versions an external vector store (Pinecone) holds vectors of.
+CREATE TABLE IF NOT EXISTS vector_sync (
+    target TEXT NOT NULL,
+    doc_id TEXT NOT NULL,
+    version TEXT NOT NULL,
+    PRIMARY KEY (target, doc_id)
 );
 INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', '0');
 """
@@ -129,7 +136,7 @@ class IndexStore:
                 "index %s has schema %d, not %d: rebuilding it", self.path, version, SCHEMA_VERSION
             )
             conn.execute("BEGIN IMMEDIATE")
-            for name in ("chunks_fts", "vectors", "chunks", "documents", "meta"):
+            for name in ("chunks_fts", "vectors", "vector_sync", "chunks", "documents", "meta"):
                 conn.execute(f"DROP TABLE IF EXISTS {name}")
             conn.execute("COMMIT")
         conn.executescript(_SCHEMA)
@@ -429,3 +436,51 @@ class IndexStore:
             matrix = np.zeros((0, 0), dtype=np.float32)
         self._vector_cache = (generation, model, rowids, matrix)
         return rowids, matrix
+
+    def chunk_rowids(self, chunk_ids: Iterable[str]) -> dict[str, int]:
+        """Rowids by chunk id (unknown ids are left out)."""
+        ids = list(dict.fromkeys(chunk_ids))
+        found: dict[str, int] = {}
+        for start in range(0, len(ids), 500):
+            batch = ids[start : start + 500]
+            marks = ",".join("?" * len(batch))
+            rows = self._conn().execute(
+                f"SELECT id, rowid FROM chunks WHERE id IN ({marks})",  # noqa: S608
+                batch,
+            )
+            found.update((str(chunk_id), int(rowid)) for chunk_id, rowid in rows)
+        return found
+
+    def delete_vectors(self, doc_ids: Sequence[str]) -> None:
+        """Delete the vectors (of every model) of these documents' chunks."""
+        with self._write() as conn:
+            conn.executemany(
+                "DELETE FROM vectors WHERE chunk_rowid IN"
+                " (SELECT rowid FROM chunks WHERE doc_id = ?)",
+                [(doc_id,) for doc_id in doc_ids],
+            )
+
+    # --- what an external vector store holds ---------------------------------------------------
+
+    def synced_versions(self, target: str) -> dict[str, str]:
+        """The document versions whose vectors `target` holds, by document id."""
+        rows = self._conn().execute(
+            "SELECT doc_id, version FROM vector_sync WHERE target = ?", (target,)
+        )
+        return {str(doc_id): str(version) for doc_id, version in rows}
+
+    def mark_synced(self, target: str, versions: dict[str, str]) -> None:
+        """Record that `target` now holds the vectors of these document versions."""
+        with self._write() as conn:
+            conn.executemany(
+                "INSERT OR REPLACE INTO vector_sync(target, doc_id, version) VALUES (?, ?, ?)",
+                [(target, doc_id, version) for doc_id, version in versions.items()],
+            )
+
+    def forget_synced(self, target: str, doc_ids: Sequence[str]) -> None:
+        """Record that `target` holds no vectors of these documents any more."""
+        with self._write() as conn:
+            conn.executemany(
+                "DELETE FROM vector_sync WHERE target = ? AND doc_id = ?",
+                [(target, doc_id) for doc_id in doc_ids],
+            )

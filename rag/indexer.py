@@ -17,6 +17,7 @@ from rag.index_store import IndexStore, StoredDocument
 from rag.loaders import SUPPORTED_SUFFIXES, load_document
 from rag.text import sha256_hex
 from rag.types import Embedder, IndexReport
+from rag.vector_store import VectorStore, sync_vectors
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,7 @@ async def index_sources(
     embedder: Embedder | None = None,
     *,
     chunk_max_chars: int = 1200,
+    vectors: VectorStore | None = None,
 ) -> IndexReport:
     """Index `sources` incrementally and return what changed.
 
@@ -129,6 +131,7 @@ async def index_sources(
     are replaced atomically; indexed files no longer found under `sources` are deleted, except
     under a source that is missing right now (reported as an error). A file that fails to load
     is reported in `errors` and its previous version stays. `chunks` counts chunks written.
+    With an embedder, vectors are kept in the index, or in `vectors` (Pinecone) when given.
     """
     report = IndexReport()
     found = await asyncio.to_thread(discover, sources)
@@ -154,7 +157,10 @@ async def index_sources(
     report.removed = await asyncio.to_thread(store.delete_documents, gone)
     if embedder is not None:
         try:
-            await embed_missing(store, embedder)
+            if vectors is None:
+                await embed_missing(store, embedder)
+            else:
+                await sync_vectors(store, embedder, vectors)
         except RagError as exc:
             report.errors.append(("embeddings", str(exc)))
     return report

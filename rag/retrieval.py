@@ -12,12 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import PurePath
 from typing import TYPE_CHECKING
 
-import numpy as np
-
 from rag.errors import RagError
 from rag.index_store import ColumnWeights, IndexStore
 from rag.text import QueryTerm, analyze_query, fts_phrase, named_terms
 from rag.types import Chunk, Embedder, Hit, RetrievalResult, SimilarityCalibration
+from rag.vector_store import SqliteVectors, VectorStore
 
 if TYPE_CHECKING:
     from bot.settings import Settings
@@ -72,9 +71,14 @@ class HybridRetriever:
         min_coverage: float = 0.6,
         config: RetrievalConfig | None = None,
         calibration: SimilarityCalibration | None = None,
+        vectors: VectorStore | None = None,
     ) -> None:
         self.store = store
         self.embedder = embedder
+        # Without a store of its own, an embedder's vectors are those kept in the index.
+        if vectors is None and embedder is not None:
+            vectors = SqliteVectors(store, embedder.name)
+        self.vectors = vectors
         self.calibration = calibration
         self.min_coverage = min_coverage
         self.config = config or RetrievalConfig()
@@ -269,27 +273,17 @@ class HybridRetriever:
 
     async def _dense(self, query: str) -> list[tuple[int, float]]:
         """The chunks nearest to `query` with their cosine similarity, best first ([] without
-        vectors or when the embedder fails)."""
-        if self.embedder is None:
-            return []
-        rowids, matrix = await asyncio.to_thread(self.store.vector_matrix, self.embedder.name)
-        if not len(rowids):
+        vectors, or when the embedder or the vector store fails: BM25 answers alone)."""
+        if self.embedder is None or self.vectors is None or await self.vectors.is_empty():
             return []
         try:
             vector = (await self.embedder.embed([query]))[0]
+            nearest = await self.vectors.query(vector, self.config.dense_candidates)
         except RagError as exc:
-            log.warning("dense retrieval skipped: %s", exc)
+            log.warning("dense retrieval skipped for %r: %s", query[:80], exc)
             return []
-        query_vec = np.asarray(vector, dtype=np.float32)
-        if query_vec.shape[0] != matrix.shape[1]:
-            log.warning("dense retrieval skipped: the query vector has another dimension")
-            return []
-        query_vec /= max(float(np.linalg.norm(query_vec)), 1e-12)
-        similarity = matrix @ query_vec
-        count = min(self.config.dense_candidates, len(rowids))
-        best = np.argpartition(-similarity, count - 1)[:count]
-        best = best[np.argsort(-similarity[best])]
-        return [(int(rowids[i]), float(similarity[i])) for i in best]
+        rowids = await asyncio.to_thread(self.store.chunk_rowids, [key for key, _ in nearest])
+        return [(rowids[key], score) for key, score in nearest if key in rowids]
 
 
 def rrf(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float]]:
@@ -302,11 +296,19 @@ def rrf(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float
 
 
 def build_retriever(
-    settings: Settings, store: IndexStore, embedder: Embedder | None
+    settings: Settings,
+    store: IndexStore,
+    embedder: Embedder | None,
+    vectors: VectorStore | None = None,
 ) -> HybridRetriever:
     """The retriever the bot uses: BM25, plus dense fusion when an embedder is configured (and
-    its similarities in the covered decision when the embedder has a `calibration`)."""
+    its similarities in the covered decision when the embedder has a `calibration`); the
+    vectors are those of the index unless another `vectors` store (Pinecone) is given."""
     calibration: SimilarityCalibration | None = getattr(embedder, "calibration", None)
     return HybridRetriever(
-        store, embedder, min_coverage=settings.min_coverage, calibration=calibration
+        store,
+        embedder,
+        min_coverage=settings.min_coverage,
+        calibration=calibration,
+        vectors=vectors,
     )

@@ -10,9 +10,12 @@ from typing import Any
 import pytest
 
 from bot.settings import Settings, load_settings
+from rag.embeddings import build_embedder
+from rag.embeddings_local import LocalEmbedder
 from speech.factory import SpeechServices, build_speech
 from speech.transcode import to_voice_note
 from tests.fakes.openai_api import FakeOpenAI
+from tests.fakes.pinecone_api import FakePinecone
 
 SettingsFactory = Callable[..., Settings]
 Speak = Callable[[str], Awaitable[bytes]]
@@ -55,6 +58,16 @@ def settings(settings_factory: SettingsFactory) -> Settings:
     return settings_factory(stt_provider="whisper", tts_provider="piper", emotion_api_url=None)
 
 
+# --- models ----------------------------------------------------------------------------------
+@pytest.fixture(scope="session")
+async def local_embedder(settings_factory: SettingsFactory) -> LocalEmbedder:
+    """The packaged MiniLM model, built from EMBEDDINGS_MODEL=local and loaded once per session."""
+    built = build_embedder(settings_factory(embeddings_model="local"))
+    assert isinstance(built, LocalEmbedder)
+    await built.warm_up()
+    return built
+
+
 # --- speech ----------------------------------------------------------------------------------
 @pytest.fixture(scope="session")
 async def speech(settings: Settings) -> AsyncIterator[SpeechServices]:
@@ -93,5 +106,13 @@ def speak(speech: SpeechServices) -> Speak:
 async def fake_openai() -> AsyncIterator[FakeOpenAI]:
     """A fresh local OpenAI-compatible API per test."""
     fake = await FakeOpenAI().start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
+async def fake_pinecone() -> AsyncIterator[FakePinecone]:
+    """A fresh local Pinecone (control and data plane, one index) per test."""
+    fake = await FakePinecone().start()
     yield fake
     await fake.stop()

@@ -1,4 +1,5 @@
-"""Incremental indexing into the SQLite store: counts across runs, failures, sources, vectors."""
+"""Incremental indexing into the SQLite store: counts across runs, failures, sources, vectors
+(in SQLite and in Pinecone)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,9 @@ from rag.index_store import IndexStore, StoredDocument
 from rag.indexer import discover, doc_id_for, index_sources
 from rag.text import fts_phrase
 from rag.types import Chunk
+from rag.vector_pinecone import PineconeVectors
 from tests.fakes.openai_api import FakeOpenAI
+from tests.fakes.pinecone_api import FakePinecone
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus_small"
 CORPUS_FILES = 8
@@ -213,3 +216,74 @@ async def test_an_embedding_failure_is_reported_and_bm25_still_works(
     assert "broken-model" in report.errors[0][1]
     assert store.vector_count("broken-model") == 0
     assert matching_sources(store, "helm")
+
+
+async def test_pinecone_stays_in_step_with_incremental_runs(
+    docs: Path, store: IndexStore, fake_openai: FakeOpenAI, fake_pinecone: FakePinecone
+) -> None:
+    embedder = OpenAIEmbedder(
+        "embed-small", base_url=fake_openai.base_url, api_key=fake_openai.api_key
+    )
+    vectors = PineconeVectors(fake_pinecone.api_key, host=fake_pinecone.url, namespace="kb")
+
+    def chunk_ids() -> set[str]:
+        return {c.id for doc in store.documents().values() for c in store.doc_chunks(doc.doc_id)}
+
+    try:
+        first = await index_sources([str(docs)], store, embedder, vectors=vectors)
+        assert first.errors == [] and first.added == CORPUS_FILES
+        assert fake_pinecone.ids("kb") == chunk_ids() and len(chunk_ids()) == first.chunks
+        assert store.vector_count("embed-small") == 0  # the vectors live in Pinecone only
+        upserts = fake_pinecone.requests("/vectors/upsert")
+        assert all(len(call.body["vectors"]) <= 100 for call in upserts)
+        backups = docs / "backups.md"
+        backups_id = doc_id_for(str(backups))
+        old_hash = fake_pinecone.vector(f"{backups_id}:0", "kb").metadata["content_hash"]
+
+        calls = len(fake_pinecone.calls)
+        embedded = len(fake_openai.calls("/embeddings"))
+        second = await index_sources([str(docs)], store, embedder, vectors=vectors)
+        assert second.unchanged == CORPUS_FILES and second.errors == []
+        assert len(fake_pinecone.calls) == calls  # nothing to write, nothing asked
+        assert len(fake_openai.calls("/embeddings")) == embedded
+
+        backups.write_text("# Backups\n\nSnapshots now go to object storage buckets.\n")
+        (docs / "kubernetes.md").unlink()
+        (docs / "faq.md").write_text("# FAQ\n\n## Is Lumen free?\n\nYes, it is open source.\n")
+        third = await index_sources([str(docs)], store, embedder, vectors=vectors)
+        assert (third.added, third.changed, third.removed, third.errors) == (1, 1, 1, [])
+        assert fake_pinecone.ids("kb") == chunk_ids()  # old passages and kubernetes.md gone
+        assert f"{backups_id}:1" not in fake_pinecone.ids("kb")
+        new_inputs = [
+            t for c in fake_openai.calls("/embeddings")[embedded:] for t in c.body["input"]
+        ]
+        assert len(new_inputs) == 2  # only the changed and the new document were embedded
+        metadata = fake_pinecone.vector(f"{backups_id}:0", "kb").metadata
+        assert metadata["content_hash"] != old_hash
+        assert metadata["source"] == str(backups) and metadata["title"] == "Backups"
+    finally:
+        await vectors.aclose()
+
+
+async def test_a_pinecone_failure_fails_the_run_and_the_next_run_catches_up(
+    docs: Path, store: IndexStore, fake_openai: FakeOpenAI, fake_pinecone: FakePinecone
+) -> None:
+    embedder = OpenAIEmbedder(
+        "embed-small", base_url=fake_openai.base_url, api_key=fake_openai.api_key
+    )
+    vectors = PineconeVectors(fake_pinecone.api_key, host=fake_pinecone.url)
+    real_key, fake_pinecone.api_key = fake_pinecone.api_key, "rotated-key"
+    try:
+        failed = await index_sources([str(docs)], store, embedder, vectors=vectors)
+        assert failed.added == CORPUS_FILES
+        assert [source for source, _ in failed.errors] == ["embeddings"]
+        assert "Pinecone upsert" in failed.errors[0][1] and "Invalid API Key" in failed.errors[0][1]
+        assert fake_pinecone.ids() == set()
+        assert matching_sources(store, "helm")  # BM25 is indexed all the same
+
+        fake_pinecone.api_key = real_key
+        caught_up = await index_sources([str(docs)], store, embedder, vectors=vectors)
+        assert caught_up.unchanged == CORPUS_FILES and caught_up.errors == []
+        assert len(fake_pinecone.ids()) == store.chunk_count()
+    finally:
+        await vectors.aclose()

@@ -52,12 +52,9 @@ SettingsFactory = Callable[..., Settings]
 
 
 @pytest.fixture(scope="session")
-async def embedder(settings_factory: SettingsFactory) -> LocalEmbedder:
-    """The packaged model, built from EMBEDDINGS_MODEL=local and loaded once per session."""
-    built = build_embedder(settings_factory(embeddings_model="local"))
-    assert isinstance(built, LocalEmbedder)
-    await built.warm_up()
-    return built
+def embedder(local_embedder: LocalEmbedder) -> LocalEmbedder:
+    """The packaged model, loaded once per session."""
+    return local_embedder
 
 
 @pytest.fixture(scope="module")

@@ -4,17 +4,24 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
 from bot.settings import Settings
 from rag.embeddings import OpenAIEmbedder, build_embedder
+from rag.embeddings_local import LocalEmbedder
 from rag.index_store import IndexStore
 from rag.indexer import index_sources
 from rag.retrieval import HybridRetriever, RetrievalConfig, build_retriever, rrf
 from rag.text import analyze_query, content_terms
+from rag.types import Embedder
+from rag.vector_pinecone import PineconeVectors
+from rag.vector_store import VectorItem, VectorStore, build_vector_store
 from tests.fakes.openai_api import FakeOpenAI, bag_of_words_vector
+from tests.fakes.pinecone_api import FakePinecone
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus_small"
 
@@ -75,18 +82,53 @@ HOSTILE = [
 SettingsFactory = Callable[..., Settings]
 
 
-@pytest.fixture(scope="module")
-async def store(tmp_path_factory: pytest.TempPathFactory) -> AsyncIterator[IndexStore]:
-    index = IndexStore(tmp_path_factory.mktemp("retrieval") / "index.sqlite3")
-    report = await index_sources([str(CORPUS)], index)
-    assert report.errors == [] and report.added == 8
-    yield index
-    index.close()
+@dataclass
+class Backend:
+    """An indexed corpus and where its vectors live: none (BM25 alone), SQLite or Pinecone."""
+
+    name: str
+    store: IndexStore
+    embedder: Embedder | None = None
+    vectors: VectorStore | None = None
+
+    def retriever(self, config: RetrievalConfig | None = None) -> HybridRetriever:
+        return HybridRetriever(
+            self.store, self.embedder, min_coverage=0.5, config=config, vectors=self.vectors
+        )
+
+
+@pytest.fixture(scope="module", params=["bm25", "sqlite", "pinecone"])
+async def backend(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    local_embedder: LocalEmbedder,
+) -> AsyncIterator[Backend]:
+    """The corpus indexed once per backend (vectors of the packaged MiniLM model in SQLite or
+    in Pinecone); the same tests then run against each."""
+    name = request.param
+    index = IndexStore(tmp_path_factory.mktemp(f"retrieval-{name}") / "index.sqlite3")
+    async with AsyncExitStack() as stack:
+        stack.callback(index.close)
+        embedder: Embedder | None = None if name == "bm25" else local_embedder
+        vectors: VectorStore | None = None
+        if name == "pinecone":
+            pinecone = await FakePinecone().start()
+            stack.push_async_callback(pinecone.stop)
+            vectors = PineconeVectors(pinecone.api_key, host=pinecone.url, namespace="docs")
+            stack.push_async_callback(vectors.aclose)
+        report = await index_sources([str(CORPUS)], index, embedder, vectors=vectors)
+        assert report.errors == [] and report.added == 8
+        yield Backend(name, index, embedder, vectors)
 
 
 @pytest.fixture
-def retriever(store: IndexStore) -> HybridRetriever:
-    return HybridRetriever(store, min_coverage=0.5)
+def store(backend: Backend) -> IndexStore:
+    return backend.store
+
+
+@pytest.fixture
+def retriever(backend: Backend) -> HybridRetriever:
+    return backend.retriever()
 
 
 def file_of(source: str) -> str:
@@ -104,7 +146,9 @@ async def test_paraphrased_questions_find_their_document(retriever: HybridRetrie
     assert all(rank is not None for rank in ranks), misses  # every answer is in the top 4
 
 
-async def test_hits_are_ranked_diverse_and_carry_their_chunk(retriever: HybridRetriever) -> None:
+async def test_hits_are_ranked_diverse_and_carry_their_chunk(
+    backend: Backend, retriever: HybridRetriever
+) -> None:
     result = await retriever.search("How do I rotate TLS certificates without restarting?", 4)
     assert result.query == "How do I rotate TLS certificates without restarting?"
     assert len(result.hits) == 4
@@ -114,15 +158,17 @@ async def test_hits_are_ranked_diverse_and_carry_their_chunk(retriever: HybridRe
     assert "SIGHUP" in best.text
     scores = [hit.score for hit in result.hits]
     assert scores == sorted(scores, reverse=True)
-    # Two documents match: one passage of each first, then the best others.
-    assert len({hit.chunk.doc_id for hit in result.hits}) == 2
+    # One passage per document first, then the best others: two documents hold the words,
+    # and vectors bring in passages of others that are close in meaning.
+    documents = 2 if backend.embedder is None else 4
+    assert len({hit.chunk.doc_id for hit in result.hits}) == documents
     broad = await retriever.search("server data configuration restart", 5)
     docs = [hit.chunk.doc_id for hit in broad.hits]
     assert len(docs) == 5 and len(set(docs)) == 5  # one passage per document in the top k
 
 
-async def test_one_document_may_fill_the_top_k_when_asked(store: IndexStore) -> None:
-    unlimited = HybridRetriever(store, config=RetrievalConfig(max_per_doc=0))
+async def test_one_document_may_fill_the_top_k_when_asked(backend: Backend) -> None:
+    unlimited = backend.retriever(RetrievalConfig(max_per_doc=0))
     result = await unlimited.search("certificates TLS certificate files", 3)
     assert [file_of(hit.chunk.source) for hit in result.hits] == ["tls.html"] * 3
 
@@ -188,40 +234,55 @@ def test_rrf_prefers_items_ranked_well_by_both() -> None:
     assert fused[0][1] == pytest.approx(1 / 61 + 1 / 62)
 
 
+@pytest.mark.parametrize("where", ["sqlite", "pinecone"])
 async def test_dense_vectors_are_fused_with_bm25(
-    tmp_path: Path, fake_openai: FakeOpenAI, settings_factory: SettingsFactory
+    where: str,
+    tmp_path: Path,
+    fake_openai: FakeOpenAI,
+    fake_pinecone: FakePinecone,
+    settings_factory: SettingsFactory,
 ) -> None:
+    pinecone = {"pinecone_api_key": fake_pinecone.api_key, "pinecone_host": fake_pinecone.url}
     settings = settings_factory(
         data_dir=tmp_path,
         embeddings_model="embed-small",
         embeddings_api_key=fake_openai.api_key,
         embeddings_base_url=fake_openai.base_url,
         min_coverage=0.5,
+        **(pinecone if where == "pinecone" else {}),
     )
     embedder = build_embedder(settings)
     assert isinstance(embedder, OpenAIEmbedder) and embedder.name == "embed-small"
+    vectors = build_vector_store(settings)
+    assert (vectors is None) == (where == "sqlite")
     store = IndexStore(settings.path("index.sqlite3"))
     try:
-        await index_sources([str(CORPUS)], store, embedder)
-        retriever = build_retriever(settings, store, embedder)
+        await index_sources([str(CORPUS)], store, embedder, vectors=vectors)
+        retriever = build_retriever(settings, store, embedder, vectors)
         calls = len(fake_openai.calls("/embeddings"))
         result = await retriever.search("How do I run a nightly backup automatically?", 4)
         assert len(fake_openai.calls("/embeddings")) == calls + 1  # the query was embedded
         assert file_of(result.hits[0].chunk.source) == "backups.md" and result.covered
         assert all(hit.score <= 2 / 61 for hit in result.hits)  # fused by reciprocal rank
+        assert len(fake_pinecone.requests("/query")) == (where == "pinecone")
 
         # A passage that shares no word with the question enters through its vector alone.
         question = "zebra quagga okapi"
         target = next(
-            rowid
-            for rowid, chunk in store.chunks(range(1, 200)).items()
+            chunk
+            for chunk in store.chunks(range(1, 200)).values()
             if file_of(chunk.source) == "upgrading.txt"
         )
-        store.put_vectors("embed-small", [(target, bag_of_words_vector(question))])
+        assert retriever.vectors is not None
+        item = VectorItem(target, bag_of_words_vector(question))
+        await retriever.vectors.upsert({target.doc_id: [item]})
         dense_only = await retriever.search(question, 4)
         assert file_of(dense_only.hits[0].chunk.source) == "upgrading.txt"
+        assert dense_only.hits[0].chunk == target
         assert not dense_only.covered and dense_only.coverage == 0.0
     finally:
+        if vectors is not None:
+            await vectors.aclose()
         store.close()
 
 
@@ -249,3 +310,33 @@ async def embedder_vectors(store: IndexStore, embedder: OpenAIEmbedder) -> None:
 
 def test_no_embedder_without_a_model(settings_factory: SettingsFactory) -> None:
     assert build_embedder(settings_factory()) is None
+
+
+async def test_a_failing_pinecone_falls_back_to_bm25(
+    tmp_path: Path,
+    fake_openai: FakeOpenAI,
+    fake_pinecone: FakePinecone,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    embedder = OpenAIEmbedder(
+        "embed-small", base_url=fake_openai.base_url, api_key=fake_openai.api_key
+    )
+    vectors = PineconeVectors(fake_pinecone.api_key, host=fake_pinecone.url, namespace="kb")
+    store = IndexStore(tmp_path / "index.sqlite3")
+    try:
+        report = await index_sources([str(CORPUS)], store, embedder, vectors=vectors)
+        assert report.errors == [] and fake_pinecone.ids("kb")
+        retriever = HybridRetriever(store, embedder, min_coverage=0.5, vectors=vectors)
+        question = "How do I bring back data from a snapshot?"
+        fused = await retriever.search(question, 4)
+        assert fused.hits[0].score < 1 and fused.similarity is not None
+
+        fake_pinecone.api_key = "rotated-key"  # every request is refused from now on
+        with caplog.at_level(logging.WARNING, logger="rag.retrieval"):
+            result = await retriever.search(question, 4)
+        assert file_of(result.hits[0].chunk.source) == "backups.md" and result.covered
+        assert result.hits[0].score > 1 and result.similarity is None  # BM25 alone
+        assert "dense retrieval skipped" in caplog.text and "Pinecone query" in caplog.text
+    finally:
+        await vectors.aclose()
+        store.close()

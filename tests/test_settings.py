@@ -68,3 +68,22 @@ def test_cli_refuses_a_wrong_setting_with_its_name(tmp_path: Path) -> None:
     )
     assert result.returncode == 2
     assert "MAX_AUDIO_SECONDS" in result.stderr
+
+
+def test_pinecone_needs_an_embeddings_model_and_an_index() -> None:
+    with pytest.raises(SettingsError) as caught:
+        load_settings(_env_file=None, pinecone_api_key="pc-key")
+    message = str(caught.value)
+    assert "EMBEDDINGS_MODEL (required by PINECONE_API_KEY)" in message
+    assert "PINECONE_INDEX or PINECONE_HOST (required by PINECONE_API_KEY)" in message
+    with pytest.raises(SettingsError, match=r"PINECONE_API_KEY \(required by PINECONE_INDEX\)"):
+        load_settings(_env_file=None, pinecone_index="kb")
+    settings = load_settings(
+        _env_file=None,
+        pinecone_api_key="pc-key",
+        pinecone_index="kb",
+        embeddings_model="text-embedding-3-small",
+        openai_api_key="sk-key",
+    )
+    assert (settings.pinecone_cloud, settings.pinecone_region) == ("aws", "us-east-1")
+    assert settings.pinecone_namespace == "" and settings.pinecone_host is None
