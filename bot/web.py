@@ -1,4 +1,5 @@
-"""The aiohttp web app that `serve` runs: health now, channel webhooks as they arrive."""
+"""The aiohttp web app that `serve` runs: health, the re-index schedule, channel webhooks as
+they arrive."""
 
 from __future__ import annotations
 
@@ -11,7 +12,9 @@ from typing import Any
 from aiohttp import web
 
 from bot.components import Components, open_components
+from bot.scheduler import describe_schedule, start_scheduler
 from bot.settings import Settings
+from rag.errors import RagError
 
 log = logging.getLogger(__name__)
 
@@ -22,7 +25,7 @@ STATE = web.AppKey("state", dict)
 def create_app(settings: Settings) -> web.Application:
     """The web app; stores and models open when it starts and close when it stops."""
     app = web.Application()
-    app[STATE] = {"started_at": time.time(), "index": {"status": "pending"}}
+    app[STATE] = {"started_at": time.time()}
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
         async with open_components(settings) as components:
@@ -33,9 +36,10 @@ def create_app(settings: Settings) -> web.Application:
             ]
             if settings.reindex_on_start:
                 tasks.append(asyncio.create_task(_index(app), name="index-on-start"))
-            else:
-                app[STATE]["index"] = {"status": "skipped"}
+            scheduler = start_scheduler(components)
             yield
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)  # cancels a scheduled run in progress
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -46,23 +50,13 @@ def create_app(settings: Settings) -> web.Application:
 
 
 async def _index(app: web.Application) -> None:
-    state = app[STATE]["index"]
-    state.update(status="running", started_at=time.time())
+    """The re-index on start (REINDEX_ON_START); it shares the scheduled runs' lock."""
     try:
-        report = await app[COMPONENTS].reindex()
-    except Exception as exc:
-        log.exception("indexing on start failed")
-        state.update(status="failed", error=str(exc), finished_at=time.time())
-        return
-    state.update(
-        status="ok",
-        finished_at=time.time(),
-        added=report.added,
-        changed=report.changed,
-        removed=report.removed,
-        unchanged=report.unchanged,
-        errors=len(report.errors),
-    )
+        await app[COMPONENTS].reindex(trigger="start")
+    except RagError as exc:  # logged with its traceback and recorded by reindex
+        log.error("indexing on start failed: %s; the previous index keeps answering", exc)
+    except Exception:
+        log.exception("indexing on start failed; the previous index keeps answering")
 
 
 async def _warm_up(app: web.Application) -> None:
@@ -91,13 +85,16 @@ async def _expire_conversations(app: web.Application, every_seconds: float = 360
 
 async def health(request: web.Request) -> web.Response:
     components = request.app[COMPONENTS]
+    runs = await asyncio.to_thread(components.runs.last, 1)
     body: dict[str, Any] = {
         "status": "ok",
         "uptime_s": round(time.time() - request.app[STATE]["started_at"], 1),
         "index": {
-            **request.app[STATE]["index"],
             "documents": await asyncio.to_thread(components.index.document_count),
             "chunks": await asyncio.to_thread(components.index.chunk_count),
+            "running": components.reindex_running,
+            "schedule": describe_schedule(components.settings),
+            "last_run": runs[0].to_json() if runs else None,
         },
         "providers": components.providers,
     }
