@@ -86,13 +86,15 @@ async def _expire_conversations(app: web.Application, every_seconds: float = 360
 async def health(request: web.Request) -> web.Response:
     components = request.app[COMPONENTS]
     runs = await asyncio.to_thread(components.runs.last, 1)
+    running = components.reindex_running
     body: dict[str, Any] = {
         "status": "ok",
         "uptime_s": round(time.time() - request.app[STATE]["started_at"], 1),
         "index": {
+            # running, else the last run's: ok, failed, interrupted; none before the first run
+            "status": "running" if running else (runs[0].status if runs else "none"),
             "documents": await asyncio.to_thread(components.index.document_count),
             "chunks": await asyncio.to_thread(components.index.chunk_count),
-            "running": components.reindex_running,
             "schedule": describe_schedule(components.settings),
             "last_run": runs[0].to_json() if runs else None,
         },
