@@ -20,6 +20,7 @@ from bot.settings import Settings, load_settings
 from handlers.messages import IncomingMessage, Media, Reply
 from rag.errors import RagError
 from rag.index_runs import RunLog
+from rag.index_store import IndexStore
 from rag.language import phrase
 from rag.types import IndexReport
 from speech.errors import SpeechError
@@ -122,7 +123,9 @@ def _print_report(report: IndexReport, *, as_json: bool) -> None:
 
 def index_status(settings: Settings, last: int, *, as_json: bool) -> int:
     """Print the last `last` index runs, newest first (`index --status`)."""
-    runs = RunLog(settings.path("index.sqlite3")).last(max(last, 1))
+    path = settings.path("index.sqlite3")
+    IndexStore(path).close()  # creates or upgrades the index schema first
+    runs = RunLog(path).last(max(last, 1))
     if as_json:
         print(json.dumps({"runs": [run.to_json() for run in runs]}, ensure_ascii=False))
         return 0
