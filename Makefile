@@ -34,6 +34,7 @@ test: lint
 
 bench: $(TEST_STAMP)
 	$(BIN)/python -m bench.pipeline
+	$(BIN)/python -m bench.indexing
 	$(BIN)/python -m bench.retrieval.eval --corpus click
 	$(BIN)/python -m bench.retrieval.eval --corpus starlette
 

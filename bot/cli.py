@@ -9,6 +9,7 @@ import logging
 import mimetypes
 import sys
 import uuid
+from datetime import datetime
 from pathlib import Path
 from typing import Any, TextIO
 
@@ -18,6 +19,8 @@ from bot.logs import setup_logging
 from bot.settings import Settings, load_settings
 from handlers.messages import IncomingMessage, Media, Reply
 from rag.errors import RagError
+from rag.index_runs import RunLog
+from rag.index_store import IndexStore
 from rag.language import phrase
 from rag.types import IndexReport
 from speech.errors import SpeechError
@@ -38,6 +41,10 @@ def build_parser() -> argparse.ArgumentParser:
     index = sub.add_parser("index", help="index documents (default: KNOWLEDGE_SOURCES or docs/)")
     index.add_argument("paths", nargs="*", help="folders, files or globs to index")
     index.add_argument("--json", action="store_true", help="print one JSON object")
+    index.add_argument(
+        "--status", action="store_true", help="show the last runs instead of indexing"
+    )
+    index.add_argument("--last", type=int, default=5, help="how many runs --status shows")
 
     ask = sub.add_parser("ask", help="ask one question (text, audio, or '-' for stdin lines)")
     ask.add_argument("question", nargs="?", help="the question; '-' reads one per stdin line")
@@ -81,6 +88,8 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.log_level)
     if args.command == "serve":
         return serve(settings, args.host, args.port, telegram_polling=args.telegram_polling)
+    if args.command == "index" and args.status:
+        return index_status(settings, args.last, as_json=args.json)
     try:
         if args.command == "telegram":
             from bot.telegram_admin import run_telegram_command
@@ -101,7 +110,7 @@ def main(argv: list[str] | None = None) -> int:
 async def _run(args: argparse.Namespace, settings: Settings) -> int:
     async with open_components(settings) as components:
         if args.command == "index":
-            report = await components.reindex(args.paths or None)
+            report = await components.reindex(args.paths or None, trigger="cli")
             _print_report(report, as_json=args.json)
             if args.paths and report.removed and not args.json:
                 print(
@@ -129,6 +138,31 @@ def _print_report(report: IndexReport, *, as_json: bool) -> None:
     )
     for source, error in report.errors:
         print(f"error: {source}: {error}", file=sys.stderr)
+
+
+def index_status(settings: Settings, last: int, *, as_json: bool) -> int:
+    """Print the last `last` index runs, newest first (`index --status`)."""
+    path = settings.path("index.sqlite3")
+    IndexStore(path).close()  # creates or upgrades the index schema first
+    runs = RunLog(path).last(max(last, 1))
+    if as_json:
+        print(json.dumps({"runs": [run.to_json() for run in runs]}, ensure_ascii=False))
+        return 0
+    if not runs:
+        print("no index runs yet: run `python -m bot index`")
+    for run in runs:
+        started = datetime.fromtimestamp(run.started_at).isoformat(" ", "seconds")
+        took = "" if run.duration_s is None else f" in {run.duration_s:.1f} s"
+        print(
+            f"#{run.id} {started} {run.trigger}: {run.status}{took} - {run.added} added,"
+            f" {run.changed} changed, {run.removed} removed, {run.unchanged} unchanged,"
+            f" {len(run.errors)} errors"
+        )
+        if run.failure:
+            print(f"  failed: {run.failure}")
+        for source, message in run.errors:
+            print(f"  error: {source}: {message}")
+    return 0
 
 
 def _audio_message(path: Path, chat_id: str, want_voice: bool) -> IncomingMessage:

@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from bot.settings import Settings
 from handlers.pipeline import Pipeline
 from rag.agent import Agent, build_graph
 from rag.embeddings import build_embedder
+from rag.errors import IndexingError
+from rag.index_runs import RunLog
 from rag.index_store import IndexStore
-from rag.indexer import index_sources
+from rag.indexer import SourceFilter, index_sources
 from rag.llm import build_chat_model
 from rag.retrieval import build_retriever
 from rag.types import Embedder, IndexReport
 from rag.vector_store import VectorStore, build_vector_store
+from rag.web_sources import WebOptions
 from speech.factory import SpeechServices, build_speech
 from storage.conversations import ConversationStore
 
@@ -35,18 +39,67 @@ class Components:
     pipeline: Pipeline
     vectors: VectorStore | None = None  # None: the vectors stay in the SQLite index
 
-    async def reindex(self, sources: list[str] | None = None) -> IndexReport:
-        """Incrementally index `sources` (default: the configured knowledge sources)."""
-        started = time.perf_counter()
-        report = await index_sources(
-            sources or self.settings.sources,
-            self.index,
-            self.embedder,
-            chunk_max_chars=self.settings.chunk_max_chars,
-            vectors=self.vectors,
-        )
+    runs: RunLog = field(init=False)
+    _reindex_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
+
+    def __post_init__(self) -> None:
+        self.runs = RunLog(self.index.path)
+
+    @property
+    def reindex_running(self) -> bool:
+        """Whether a re-index (on start, scheduled or by hand) is in progress here."""
+        return self._reindex_lock.locked()
+
+    async def reindex(
+        self, sources: list[str] | None = None, *, trigger: str = "manual"
+    ) -> IndexReport:
+        """Incrementally index `sources` (default: the configured knowledge sources), one run
+        at a time, and record the run. A run that fails part-way is recorded as failed and
+        raises IndexingError; each document keeps its old or its new version."""
+        settings = self.settings
+        async with self._reindex_lock:
+            started = time.perf_counter()
+            run_id = await asyncio.to_thread(self.runs.start, trigger)
+            report = IndexReport()
+            try:
+                await index_sources(
+                    sources or settings.sources,
+                    self.index,
+                    self.embedder,
+                    chunk_max_chars=settings.chunk_max_chars,
+                    filters=SourceFilter(
+                        tuple(settings.knowledge_include), tuple(settings.knowledge_exclude)
+                    ),
+                    web=WebOptions(
+                        timeout=settings.web_timeout,
+                        max_bytes=settings.web_max_bytes,
+                        user_agent=settings.web_user_agent,
+                        concurrency=settings.web_concurrency,
+                    ),
+                    report=report,
+                    vectors=self.vectors,
+                )
+            except asyncio.CancelledError:
+                self.runs.finish(run_id, report, failure="cancelled")  # a quick local write
+                raise
+            except Exception as exc:
+                failure = f"{type(exc).__name__}: {exc}"
+                log.exception(
+                    "index run %d (%s) failed part-way after %d added, %d changed; documents not"
+                    " reached keep their previous version",
+                    run_id,
+                    trigger,
+                    report.added,
+                    report.changed,
+                )
+                await asyncio.to_thread(self.runs.finish, run_id, report, failure)
+                raise IndexingError(f"the index run failed part-way: {failure}") from exc
+            await asyncio.to_thread(self.runs.finish, run_id, report)
         log.info(
-            "indexed in %.1f s: %d added, %d changed, %d removed, %d unchanged, %d errors",
+            "index run %d (%s) in %.1f s: %d added, %d changed, %d removed, %d unchanged,"
+            " %d errors",
+            run_id,
+            trigger,
             time.perf_counter() - started,
             report.added,
             report.changed,
@@ -61,7 +114,7 @@ class Components:
     async def ensure_indexed(self) -> None:
         """Index the configured sources when the index holds nothing yet."""
         if self.index.chunk_count() == 0:
-            await self.reindex()
+            await self.reindex(trigger="first use")
 
     @property
     def providers(self) -> dict[str, str]:

@@ -53,6 +53,55 @@ class Settings(BaseSettings):
         description="Comma-separated folders, files and globs to index; empty means ./docs.",
     )
 
+    # --- indexing: filters, web pages and the re-index schedule -----------------------------
+    knowledge_include: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated globs; when set, only documents (paths or URLs) that match"
+        " one are indexed. Without `/` a glob matches the file name.",
+    )
+    knowledge_exclude: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated globs of documents (paths or URLs) never to index.",
+    )
+    web_timeout: float = Field(30.0, gt=0, description="Seconds to fetch one page or sitemap.")
+    web_max_bytes: int = Field(
+        10_000_000, gt=0, description="Largest web page or sitemap fetched, in bytes."
+    )
+    web_user_agent: str = Field(
+        "Suara-indexer/0.1", min_length=1, description="User-Agent sent when fetching pages."
+    )
+    web_concurrency: int = Field(4, ge=1, le=64, description="Pages fetched at once.")
+    reindex_cron: str | None = Field(
+        None,
+        description="Re-index while serving on this crontab schedule (minute hour day month"
+        " weekday, e.g. `0 * * * *`); not with REINDEX_INTERVAL.",
+    )
+    reindex_interval: float | None = Field(
+        None,
+        gt=0,
+        description="Re-index while serving every this many seconds; not with REINDEX_CRON.",
+    )
+
+    @field_validator("knowledge_include", "knowledge_exclude", mode="before")
+    @classmethod
+    def _split_patterns(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("reindex_cron")
+    @classmethod
+    def _check_crontab(cls, value: str | None) -> str | None:
+        if value is not None:
+            from bot.scheduler import cron_trigger
+
+            cron_trigger(value)  # ValueError: named REINDEX_CRON by load_settings
+        return value
+
+    @model_validator(mode="after")
+    def _one_schedule(self) -> Settings:
+        if self.reindex_cron and self.reindex_interval:
+            raise ValueError("REINDEX_CRON and REINDEX_INTERVAL: set one of them, not both")
+        return self
+
     # --- web server ------------------------------------------------------------------------
     host: str = Field("127.0.0.1", description="Address `serve` listens on.")
     port: int = Field(8080, ge=1, le=65535, description="Port `serve` listens on.")
@@ -160,7 +209,6 @@ class Settings(BaseSettings):
     inbox_retention_days: float = Field(
         7.0, gt=0, description="Finished messages (and redelivery dedupe) are kept this long."
     )
-
 
     # --- vector store ----------------------------------------------------------------------
     pinecone_api_key: SecretStr | None = Field(

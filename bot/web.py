@@ -1,4 +1,5 @@
-"""The aiohttp web app that `serve` runs: health, the channels' webhooks and the dispatcher."""
+"""The aiohttp web app that `serve` runs: health, the channels' webhooks and the dispatcher,
+and the re-index schedule."""
 
 from __future__ import annotations
 
@@ -12,7 +13,9 @@ from aiohttp import web
 
 from bot.components import Components, open_components
 from bot.messaging import Messaging
+from bot.scheduler import describe_schedule, start_scheduler
 from bot.settings import Settings
+from rag.errors import RagError
 
 log = logging.getLogger(__name__)
 
@@ -24,7 +27,7 @@ MESSAGING = web.AppKey("messaging", Messaging)
 def create_app(settings: Settings, *, telegram_polling: bool = False) -> web.Application:
     """The web app; stores, models and channels open when it starts and close when it stops."""
     app = web.Application()
-    app[STATE] = {"started_at": time.time(), "index": {"status": "pending"}, "models": "loading"}
+    app[STATE] = {"started_at": time.time(), "models": "loading"}
     messaging = app[MESSAGING] = Messaging(settings, telegram_polling=telegram_polling)
     app.add_routes(messaging.routes())
 
@@ -37,9 +40,10 @@ def create_app(settings: Settings, *, telegram_polling: bool = False) -> web.App
             ]
             if settings.reindex_on_start:
                 tasks.append(asyncio.create_task(_index(app), name="index-on-start"))
-            else:
-                app[STATE]["index"] = {"status": "skipped"}
+            scheduler = start_scheduler(components)
             yield
+            if scheduler is not None:
+                scheduler.shutdown(wait=False)  # cancels a scheduled run in progress
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
@@ -50,23 +54,13 @@ def create_app(settings: Settings, *, telegram_polling: bool = False) -> web.App
 
 
 async def _index(app: web.Application) -> None:
-    state = app[STATE]["index"]
-    state.update(status="running", started_at=time.time())
+    """The re-index on start (REINDEX_ON_START); it shares the scheduled runs' lock."""
     try:
-        report = await app[COMPONENTS].reindex()
-    except Exception as exc:
-        log.exception("indexing on start failed")
-        state.update(status="failed", error=str(exc), finished_at=time.time())
-        return
-    state.update(
-        status="ok",
-        finished_at=time.time(),
-        added=report.added,
-        changed=report.changed,
-        removed=report.removed,
-        unchanged=report.unchanged,
-        errors=len(report.errors),
-    )
+        await app[COMPONENTS].reindex(trigger="start")
+    except RagError as exc:  # logged with its traceback and recorded by reindex
+        log.error("indexing on start failed: %s; the previous index keeps answering", exc)
+    except Exception:
+        log.exception("indexing on start failed; the previous index keeps answering")
 
 
 async def _warm_up(app: web.Application) -> None:
@@ -98,13 +92,18 @@ async def _expire_conversations(app: web.Application, every_seconds: float = 360
 
 async def health(request: web.Request) -> web.Response:
     components = request.app[COMPONENTS]
+    runs = await asyncio.to_thread(components.runs.last, 1)
+    running = components.reindex_running
     body: dict[str, Any] = {
         "status": "ok",
         "uptime_s": round(time.time() - request.app[STATE]["started_at"], 1),
         "index": {
-            **request.app[STATE]["index"],
+            # running, else the last run's: ok, failed, interrupted; none before the first run
+            "status": "running" if running else (runs[0].status if runs else "none"),
             "documents": await asyncio.to_thread(components.index.document_count),
             "chunks": await asyncio.to_thread(components.index.chunk_count),
+            "schedule": describe_schedule(components.settings),
+            "last_run": runs[0].to_json() if runs else None,
         },
         "providers": components.providers,
         "models": request.app[STATE]["models"],

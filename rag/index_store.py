@@ -75,6 +75,13 @@ CREATE TABLE IF NOT EXISTS vector_sync (
     version TEXT NOT NULL,
     PRIMARY KEY (target, doc_id)
 );
+-- HTTP validators of a web page's stored version, for conditional requests.
+CREATE TABLE IF NOT EXISTS page_validators (
+    doc_id TEXT PRIMARY KEY REFERENCES documents(doc_id) ON DELETE CASCADE,
+    content_hash TEXT NOT NULL,
+    etag TEXT,
+    last_modified TEXT
+);
 INSERT OR IGNORE INTO meta(key, value) VALUES ('generation', '0');
 """
 
@@ -136,7 +143,15 @@ class IndexStore:
                 "index %s has schema %d, not %d: rebuilding it", self.path, version, SCHEMA_VERSION
             )
             conn.execute("BEGIN IMMEDIATE")
-            for name in ("chunks_fts", "vectors", "vector_sync", "chunks", "documents", "meta"):
+            for name in (
+                "chunks_fts",
+                "vectors",
+                "vector_sync",
+                "page_validators",
+                "chunks",
+                "documents",
+                "meta",
+            ):
                 conn.execute(f"DROP TABLE IF EXISTS {name}")
             conn.execute("COMMIT")
         conn.executescript(_SCHEMA)
@@ -275,6 +290,31 @@ class IndexStore:
             self._conn().execute(
                 "UPDATE documents SET mtime_ns = ?, size = ? WHERE doc_id = ?",
                 (mtime_ns, size, doc_id),
+            )
+
+    def page_validators(self, doc_id: str, content_hash: str) -> tuple[str | None, str | None]:
+        """The ETag and Last-Modified a web page had when its version `content_hash` was
+        fetched ((None, None) when unknown, or recorded for another version)."""
+        row = (
+            self._conn()
+            .execute(
+                "SELECT etag, last_modified FROM page_validators"
+                " WHERE doc_id = ? AND content_hash = ?",
+                (doc_id, content_hash),
+            )
+            .fetchone()
+        )
+        return (row[0], row[1]) if row else (None, None)
+
+    def set_page_validators(
+        self, doc_id: str, content_hash: str, etag: str | None, last_modified: str | None
+    ) -> None:
+        """Remember the validators of a stored web page (forgotten with the document)."""
+        with self._write_lock:
+            self._conn().execute(
+                "INSERT OR REPLACE INTO page_validators(doc_id, content_hash, etag, last_modified)"
+                " SELECT ?, ?, ?, ? WHERE EXISTS (SELECT 1 FROM documents WHERE doc_id = ?)",
+                (doc_id, content_hash, etag, last_modified, doc_id),
             )
 
     def delete_documents(self, doc_ids: Iterable[str]) -> int:

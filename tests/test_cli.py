@@ -226,3 +226,18 @@ async def _poll_health(url: str) -> dict[str, object]:
                 pass
             await asyncio.sleep(0.2)
     pytest.fail("serve did not become healthy with its index built")
+
+
+def test_index_status_shows_the_last_runs(tmp_path: Path) -> None:
+    data = tmp_path / "data"
+    empty = run_cli(["index", "--status"], data)
+    assert "no index runs yet" in empty.stdout
+    run_cli(["index"], data)
+    run_cli(["index"], data)
+    runs = json.loads(run_cli(["index", "--status", "--json"], data).stdout)["runs"]
+    summary = [(r["id"], r["trigger"], r["status"]) for r in runs]
+    assert summary == [(2, "cli", "ok"), (1, "cli", "ok")]
+    assert runs[0]["unchanged"] == runs[1]["added"] > 0 and runs[0]["added"] == 0
+    assert runs[0]["finished_at"] >= runs[0]["started_at"] >= runs[1]["finished_at"]
+    text = run_cli(["index", "--status", "--last", "1"], data).stdout
+    assert text.startswith("#2 ") and text.count("\n") == 1 and "cli: ok" in text
