@@ -4,6 +4,9 @@ local fake Bot API, with updates shaped as Telegram sends them and real synthesi
 from __future__ import annotations
 
 import asyncio
+import json
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -380,3 +383,45 @@ async def test_polling_mode_answers_without_a_webhook(
         assert missing.status in (404, 405)
     finally:
         await harness.client.close()
+
+
+async def test_set_webhook_registers_the_url_secret_and_updates(
+    fake: FakeTelegram, tmp_path: Path
+) -> None:
+    from tests.test_cli import cli_env
+
+    env = cli_env(
+        tmp_path,
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_WEBHOOK_SECRET=SECRET,
+        TELEGRAM_API_BASE_URL=fake.base_url,
+        PUBLIC_BASE_URL="https://bot.example.org/",
+    )
+    command = [sys.executable, "-m", "bot", "telegram", "set-webhook"]
+    done = await asyncio.to_thread(
+        subprocess.run, command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert fake.webhook["url"] == "https://bot.example.org/telegram/webhook"
+    assert fake.webhook["secret_token"] == SECRET
+    assert json.loads(fake.webhook["allowed_updates"]) == ["message"]
+    assert "https://bot.example.org/telegram/webhook" in done.stdout
+
+    env["PUBLIC_BASE_URL"] = "http://insecure.example.org"
+    refused = await asyncio.to_thread(
+        subprocess.run, command, cwd=PROJECT_DIR, env=env, capture_output=True, text=True
+    )
+    assert refused.returncode == 2
+    assert "PUBLIC_BASE_URL" in refused.stderr and "Traceback" not in refused.stderr
+
+
+async def test_a_webhook_without_a_secret_setting_refuses_to_start(
+    fake: FakeTelegram, settings_factory: SettingsFactory, tmp_path: Path
+) -> None:
+    from bot.errors import SettingsError
+
+    settings = telegram_settings(settings_factory, tmp_path, fake, telegram_webhook_secret=None)
+    with pytest.raises(SettingsError, match="TELEGRAM_WEBHOOK_SECRET"):
+        create_app(settings)
+    with pytest.raises(SettingsError, match="TELEGRAM_WEBHOOK_SECRET"):
+        settings_factory(data_dir=tmp_path, telegram_webhook_secret="has spaces")
