@@ -15,6 +15,7 @@ from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
@@ -332,20 +333,19 @@ class IndexStore:
     def chunk_count(self) -> int:
         return int(self._conn().execute("SELECT count(*) FROM chunks").fetchone()[0])
 
-    def chunks(self, rowids: Iterable[int]) -> dict[int, Chunk]:
-        """Chunks by rowid (missing rowids are left out)."""
-        ids = list(dict.fromkeys(rowids))
-        found: dict[int, Chunk] = {}
+    def _rows_where_in(self, select: str, column: str, keys: Iterable[Any]) -> Iterator[Any]:
+        """Rows of `select ... WHERE column IN (keys)`, asked 500 keys at a time."""
+        ids = list(dict.fromkeys(keys))
         for start in range(0, len(ids), 500):
             batch = ids[start : start + 500]
             marks = ",".join("?" * len(batch))
-            rows = self._conn().execute(
-                f"SELECT {_CHUNK_COLUMNS} FROM chunks WHERE rowid IN ({marks})",  # noqa: S608
-                batch,
-            )
-            for rowid, *fields in rows:
-                found[rowid] = Chunk(*fields)
-        return found
+            yield from self._conn().execute(f"{select} WHERE {column} IN ({marks})", batch)
+
+    def chunks(self, rowids: Iterable[int]) -> dict[int, Chunk]:
+        """Chunks by rowid (missing rowids are left out)."""
+        select = f"SELECT {_CHUNK_COLUMNS} FROM chunks"  # noqa: S608 (a constant column list)
+        rows = self._rows_where_in(select, "rowid", rowids)
+        return {rowid: Chunk(*fields) for rowid, *fields in rows}
 
     def doc_chunks(self, doc_id: str) -> list[Chunk]:
         rows = self._conn().execute(
@@ -479,17 +479,8 @@ class IndexStore:
 
     def chunk_rowids(self, chunk_ids: Iterable[str]) -> dict[str, int]:
         """Rowids by chunk id (unknown ids are left out)."""
-        ids = list(dict.fromkeys(chunk_ids))
-        found: dict[str, int] = {}
-        for start in range(0, len(ids), 500):
-            batch = ids[start : start + 500]
-            marks = ",".join("?" * len(batch))
-            rows = self._conn().execute(
-                f"SELECT id, rowid FROM chunks WHERE id IN ({marks})",  # noqa: S608
-                batch,
-            )
-            found.update((str(chunk_id), int(rowid)) for chunk_id, rowid in rows)
-        return found
+        rows = self._rows_where_in("SELECT id, rowid FROM chunks", "id", chunk_ids)
+        return {str(chunk_id): int(rowid) for chunk_id, rowid in rows}
 
     def delete_vectors(self, doc_ids: Sequence[str]) -> None:
         """Delete the vectors (of every model) of these documents' chunks."""
