@@ -97,6 +97,8 @@ class Dispatcher:
                 free = self.policy.concurrency - len(self._running)
                 items = await self.inbox.claim(free, self.policy.lease_seconds) if free else []
                 for item in items:
+                    if item.id in self._running:  # cannot happen with a lease we hold; be sure
+                        continue
                     task = asyncio.create_task(self._run(item), name=f"message-{item.id}")
                     self._running[item.id] = task
                 wait = await self._idle_wait() if not items else 0.0
@@ -120,9 +122,27 @@ class Dispatcher:
     async def _run(self, item: InboxItem) -> None:
         try:
             await self._attempt(item)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            # Only the inbox's own bookkeeping gets here (after its retries): the message
+            # stays leased until the next start, which resumes it.
+            log.exception("could not record the outcome of %s message %s", item.chat_key, item.id)
         finally:
             self._running.pop(item.id, None)
             self.wake()
+
+    async def _book(self, write: Callable[[], Awaitable[None]], what: str) -> None:
+        """An inbox write, retried a few times: losing it would re-run or stall the message."""
+        for attempt in range(3):
+            try:
+                await write()
+                return
+            except Exception:
+                if attempt == 2:
+                    raise
+                log.warning("inbox %s failed, retrying", what, exc_info=True)
+                await asyncio.sleep(0.2 * 2**attempt)
 
     async def _attempt(self, item: InboxItem) -> None:
         context = (
@@ -133,23 +153,30 @@ class Dispatcher:
         except asyncio.CancelledError:
             raise
         except PermanentDeliveryError as exc:
+            error = f"{type(exc).__name__}: {exc}"
             log.error("cannot deliver %s, parking it: %s", context, exc)
-            await self.inbox.park(item.id, f"{type(exc).__name__}: {exc}")
+            if exc.reachable:  # say sorry when the chat itself can still be written to
+                await self._give_up(item, exc)
+            await self._book(lambda: self.inbox.park(item.id, error), "park")
             return
         except Exception as exc:
             error = f"{type(exc).__name__}: {exc}"
-            if item.attempts >= self.policy.max_attempts:
+            # Flood control says when to come back: waiting it out is not a failed attempt.
+            flood = isinstance(exc, TransientDeliveryError) and exc.retry_after is not None
+            if item.attempts >= self.policy.max_attempts and not flood:
                 log.error("giving up on %s: %s", context, error, exc_info=exc)
                 await self._give_up(item, exc)
-                await self.inbox.park(item.id, error)
+                await self._book(lambda: self.inbox.park(item.id, error), "park")
                 return
             delay = self.policy.backoff(item.attempts)
             if isinstance(exc, TransientDeliveryError) and exc.retry_after is not None:
                 delay = max(delay, exc.retry_after)
             log.warning("%s failed, retrying in %.1f s: %s", context, delay, error, exc_info=exc)
-            await self.inbox.retry(item.id, error, delay)
+            await self._book(
+                lambda: self.inbox.retry(item.id, error, delay, counted=not flood), "retry"
+            )
             return
-        await self.inbox.complete(item.id)
+        await self._book(lambda: self.inbox.complete(item.id), "complete")
 
     async def _give_up(self, item: InboxItem, exc: BaseException) -> None:
         try:

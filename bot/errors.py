@@ -22,4 +22,10 @@ class TransientDeliveryError(DeliveryError):
 
 
 class PermanentDeliveryError(DeliveryError):
-    """Retrying cannot help (the bot was blocked, the chat is gone)."""
+    """Retrying cannot help (the bot was blocked, the chat is gone, the request is refused).
+
+    `reachable`: whether the chat can still receive a message (an apology)."""
+
+    def __init__(self, message: str, reachable: bool = True) -> None:
+        super().__init__(message)
+        self.reachable = reachable

@@ -64,9 +64,13 @@ class Responder:
         self.inbox = inbox
         self.prefs = prefs
         self.channels = channels
+        self._index_ready = False
 
     async def process(self, item: InboxItem) -> None:
         channel = self.channels[item.channel]
+        if not self._index_ready:  # a first start: wait for the documents before answering
+            await self.components.ensure_indexed()
+            self._index_ready = True
         if item.reply is not None:
             reply = Reply.from_stored(item.reply, item.voice)
         else:

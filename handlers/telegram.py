@@ -11,6 +11,7 @@ import contextlib
 import hmac
 import logging
 import os
+import re
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine
 from datetime import timedelta
 from typing import Any, TypeVar
@@ -195,7 +196,7 @@ class TelegramChannel:
     async def webhook(self, request: web.Request) -> web.Response:
         """403 without the right secret (checked before parsing), 400 for what is not an
         update, 200 once the update is stored (or known), 503 when the inbox cannot store it."""
-        given = request.headers.get(SECRET_HEADER, "").encode()
+        given = request.headers.get(SECRET_HEADER, "").encode("utf-8", "surrogateescape")
         if not self._secret or not hmac.compare_digest(given, self._secret):
             log.warning(
                 "refused a Telegram webhook call from %s: wrong or missing secret", request.remote
@@ -209,7 +210,7 @@ class TelegramChannel:
             return web.Response(status=400, text="not a Telegram update")
         try:
             update = Update.de_json(data, self.bot)
-        except (TypeError, ValueError, KeyError) as exc:
+        except Exception as exc:  # PTB raises whatever a malformed field leads to
             log.warning("malformed Telegram update %s: %s", data.get("update_id"), exc)
             return web.Response(status=400, text="malformed update")
         try:
@@ -305,8 +306,8 @@ class TelegramChannel:
         return False
 
     def _without_mention(self, msg: Message, text: str) -> str:
-        username = f"@{self.bot.username}"
-        return " ".join(w for w in text.split() if w.lower() != username.lower()).strip()
+        mention = re.compile(rf"@{re.escape(self.bot.username or '')}\b", re.IGNORECASE)
+        return mention.sub("", text).strip()
 
     def _allowed(self, msg: Message) -> bool:
         if not self._allowed_ids and not self._allowed_names:
@@ -320,7 +321,17 @@ class TelegramChannel:
         return bool(ids & self._allowed_ids or (names - {""}) & self._allowed_names)
 
     async def _on_polled_update(self, update: Update, context: ContextTypes.DEFAULT_TYPE) -> None:
-        await self.accept(update)
+        """Polling confirms an update to Telegram with the next getUpdates, whatever happens
+        here, so storing it is retried until it works (or the app stops)."""
+        delay = 0.1
+        while True:
+            try:
+                await self.accept(update)
+                return
+            except Exception:
+                log.exception("could not store polled update %s; retrying", update.update_id)
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
 
     async def _on_error(self, update: object, context: ContextTypes.DEFAULT_TYPE) -> None:
         update_id = update.update_id if isinstance(update, Update) else None
@@ -337,7 +348,12 @@ class TelegramChannel:
             limit = self.settings.max_audio_bytes
             if size and size > limit:
                 raise AudioTooLarge(f"Telegram file of {size} bytes is over {limit}")
-            telegram_file = await self._call(self.bot.get_file(file_id), "getFile")
+            try:
+                telegram_file = await self._call(self.bot.get_file(file_id), "getFile")
+            except PermanentDeliveryError as exc:  # "temporarily unavailable" and the like
+                raise TransientDeliveryError(str(exc)) from exc
+            if telegram_file.file_size and telegram_file.file_size > limit:
+                raise AudioTooLarge(f"Telegram file of {telegram_file.file_size} bytes")
             data = bytes(await self._call(telegram_file.download_as_bytearray(), "download"))
             if len(data) > limit:
                 raise AudioTooLarge(f"Telegram file of {len(data)} bytes is over {limit}")
@@ -423,8 +439,12 @@ class TelegramChannel:
             raise TransientDeliveryError(
                 f"{method}: flood control, retry in {seconds:.0f} s", seconds
             ) from exc
-        except (Forbidden, ChatMigrated, InvalidToken) as exc:
-            raise PermanentDeliveryError(f"{method}: {exc}") from exc
+        except (Forbidden, InvalidToken) as exc:  # blocked, kicked, or the token revoked
+            raise PermanentDeliveryError(f"{method}: {exc}", reachable=False) from exc
+        except ChatMigrated as exc:  # the group became a supergroup with another id
+            raise PermanentDeliveryError(
+                f"{method}: the chat moved to {exc.new_chat_id}", reachable=False
+            ) from exc
         except BadRequest as exc:
             if "too big" in str(exc).lower():
                 raise AudioTooLarge(f"{method}: {exc}") from exc
@@ -433,10 +453,15 @@ class TelegramChannel:
             raise TransientDeliveryError(f"{method}: {exc}") from exc
 
 
+def _is_audio(mime_type: str | None) -> bool:
+    mime = (mime_type or "").lower()
+    return mime.startswith("audio/") or mime in ("application/ogg", "video/ogg")
+
+
 def _media_of(msg: Message) -> dict[str, Any] | None:
     """The audio this message carries (voice, audio, a video note's sound, an audio document)."""
     attachment: Any = msg.voice or msg.audio or msg.video_note
-    if attachment is None and msg.document and (msg.document.mime_type or "").startswith("audio/"):
+    if attachment is None and msg.document and _is_audio(msg.document.mime_type):
         attachment = msg.document
     if attachment is None:
         return None

@@ -83,8 +83,9 @@ class Inbox(ABC):
     async def complete(self, item_id: int) -> None: ...
 
     @abstractmethod
-    async def retry(self, item_id: int, error: str, delay: float) -> None:
-        """Release the lease and make the message due again after `delay` seconds."""
+    async def retry(self, item_id: int, error: str, delay: float, *, counted: bool = True) -> None:
+        """Release the lease and make the message due again after `delay` seconds;
+        `counted=False` gives the attempt back (flood control is not a failure)."""
 
     @abstractmethod
     async def park(self, item_id: int, error: str) -> None:
@@ -92,7 +93,7 @@ class Inbox(ABC):
 
     @abstractmethod
     async def release(self, item_ids: Iterable[int]) -> None:
-        """Drop leases without counting a failure (a graceful stop)."""
+        """Drop leases and give their attempts back (a graceful stop is not a failure)."""
 
     @abstractmethod
     async def recover(self) -> int:
@@ -155,7 +156,8 @@ SELECT i.id FROM (
     SELECT MIN(id) AS id FROM inbox INDEXED BY inbox_pending
     WHERE status = 'pending' GROUP BY chat_key
 ) AS head JOIN inbox AS i ON i.id = head.id
-WHERE i.due_at <= :now AND (i.lease_until IS NULL OR i.lease_until < :now)
+WHERE i.due_at <= :now
+  AND (i.lease_until IS NULL OR (i.lease_until < :now AND i.owner != :owner))
 ORDER BY i.id
 LIMIT :limit
 """
@@ -174,7 +176,8 @@ class SqliteInbox(Inbox):
     """The inbox in one SQLite file (WAL, synchronous=FULL: an accepted message survives power
     loss). Calls run on one private thread, so the event loop never waits for the disk.
 
-    One process owns the file: `recover` releases every lease at start. A Postgres
+    One process owns the file: `recover` releases every lease at start, and a lease this
+    instance holds never expires while it runs (a slow answer is never claimed twice). A Postgres
     implementation would instead let leases expire and claim with FOR UPDATE SKIP LOCKED.
     """
 
@@ -268,7 +271,7 @@ class SqliteInbox(Inbox):
                 ]
 
             results = self._transaction(conn, insert_all)
-        except sqlite3.Error as exc:
+        except Exception as exc:  # settle every waiter, whatever failed
             error = StorageError(f"inbox {self.path}: {exc}")
             for _, future in batch:
                 loop.call_soon_threadsafe(_settle, future, None, error)
@@ -283,7 +286,12 @@ class SqliteInbox(Inbox):
         def lease(conn: sqlite3.Connection) -> list[InboxItem]:
             def work() -> list[InboxItem]:
                 now = time.time()
-                ids = [row[0] for row in conn.execute(_HEADS, {"now": now, "limit": limit})]
+                ids = [
+                    row[0]
+                    for row in conn.execute(
+                        _HEADS, {"now": now, "limit": limit, "owner": self.owner}
+                    )
+                ]
                 if not ids:
                     return []
                 marks = ",".join("?" * len(ids))
@@ -330,11 +338,13 @@ class SqliteInbox(Inbox):
             item_id,
         )
 
-    async def retry(self, item_id: int, error: str, delay: float) -> None:
+    async def retry(self, item_id: int, error: str, delay: float, *, counted: bool = True) -> None:
         await self._update(
-            "UPDATE inbox SET lease_until = NULL, error = ?, due_at = ? WHERE id = ?",
+            "UPDATE inbox SET lease_until = NULL, error = ?, due_at = ?,"
+            " attempts = attempts - ? WHERE id = ?",
             error,
             time.time() + max(0.0, delay),
+            0 if counted else 1,
             item_id,
         )
 
@@ -352,7 +362,8 @@ class SqliteInbox(Inbox):
         if ids:
             marks = ",".join("?" * len(ids))
             await self._update(
-                f"UPDATE inbox SET lease_until = NULL WHERE id IN ({marks})",  # noqa: S608
+                f"UPDATE inbox SET lease_until = NULL, attempts = MAX(0, attempts - 1)"  # noqa: S608
+                f" WHERE id IN ({marks})",
                 *ids,
             )
 

@@ -291,7 +291,7 @@ async def test_permanent_delivery_error_parks_at_once_without_give_up(
 
     def work(item: InboxItem) -> None:
         if item.message_id == "a1":
-            raise PermanentDeliveryError("Forbidden: bot was blocked by the user")
+            raise PermanentDeliveryError("Forbidden: bot was blocked by the user", reachable=False)
 
     await put(inbox, "A", "a1")
     await put(inbox, "A", "a2")
@@ -305,6 +305,26 @@ async def test_permanent_delivery_error_parks_at_once_without_give_up(
     assert parked["error"] == "PermanentDeliveryError: Forbidden: bot was blocked by the user"
 
 
+async def test_a_permanent_error_in_a_reachable_chat_parks_with_an_apology(
+    inbox: SqliteInbox, dispatchers: list[Dispatcher]
+) -> None:
+    rec = Recorder()
+
+    def work(item: InboxItem) -> None:
+        if item.message_id == "a1":
+            raise PermanentDeliveryError("Bad Request: message is too long")
+
+    await put(inbox, "A", "a1")
+    await put(inbox, "A", "a2")
+    await start(dispatchers, inbox, make_process(rec, work), rec.give_up)
+
+    await eventually(lambda: rec.finished == [("telegram:A", "a2")])
+    assert rec.attempts("a1") == [1]
+    assert [(m, n) for m, n, _ in rec.given_up] == [("a1", 1)]
+    [parked] = await inbox.parked()
+    assert parked["message_id"] == "a1"
+
+
 async def test_transient_error_retry_after_is_honoured(
     inbox: SqliteInbox, dispatchers: list[Dispatcher]
 ) -> None:
@@ -312,7 +332,7 @@ async def test_transient_error_retry_after_is_honoured(
     failed_at: list[float] = []
 
     def work(item: InboxItem) -> None:
-        if item.attempts == 1:
+        if not failed_at:
             failed_at.append(time.monotonic())
             raise TransientDeliveryError("Too Many Requests", retry_after=0.3)
 
@@ -324,7 +344,7 @@ async def test_transient_error_retry_after_is_honoured(
     second_start = rec.times["a1"][1]
     # retry_base is 0.01 s: only retry_after can explain the wait (clock skew allowance 10 ms).
     assert 0.29 <= second_start - first_failure < 2.0
-    assert rec.attempts("a1") == [1, 2]
+    assert rec.attempts("a1") == [1, 1]  # waiting out flood control is not a failed attempt
 
 
 async def test_stop_lets_a_running_message_finish_within_grace(
@@ -391,7 +411,8 @@ async def test_stop_releases_a_slow_message_and_a_new_dispatcher_resumes_it(
     rec2 = Recorder()
     await start(dispatchers, inbox, make_process(rec2), rec2.give_up)
     await eventually(lambda: len(rec2.finished) == 2)
-    assert rec2.started == [("telegram:A", "a1", 2), ("telegram:A", "a2", 1)]
+    # The interrupted attempt was given back: a restart is not the message's fault.
+    assert rec2.started == [("telegram:A", "a1", 1), ("telegram:A", "a2", 1)]
 
 
 async def test_a_new_dispatcher_resumes_leases_of_a_dead_one(
@@ -486,3 +507,21 @@ async def test_idle_dispatcher_does_not_busy_poll_behind_a_running_chat_head(
             await dispatcher.stop()
         dispatchers.clear()
         await inbox.close()
+
+
+async def test_a_message_outliving_its_lease_is_not_processed_twice(
+    inbox: SqliteInbox, dispatchers: list[Dispatcher]
+) -> None:
+    rec = Recorder()
+
+    async def work(item: InboxItem) -> None:
+        await asyncio.sleep(0.6)
+
+    await put(inbox, "A", "a1")
+    policy = DispatchPolicy(concurrency=4, retry_base=0.01, lease_seconds=0.1, poll_seconds=0.05)
+    dispatcher = Dispatcher(inbox, make_process(rec, work), rec.give_up, policy)
+    dispatchers.append(dispatcher)
+    await dispatcher.start()
+    await eventually(lambda: len(rec.finished) == 1)
+    await asyncio.sleep(0.2)
+    assert rec.attempts("a1") == [1]

@@ -425,3 +425,43 @@ async def test_a_webhook_without_a_secret_setting_refuses_to_start(
         create_app(settings)
     with pytest.raises(SettingsError, match="TELEGRAM_WEBHOOK_SECRET"):
         settings_factory(data_dir=tmp_path, telegram_webhook_secret="has spaces")
+
+
+async def test_a_secret_header_that_is_not_utf8_gets_403_not_500(bot: Harness) -> None:
+    server = bot.client.server
+    reader, writer = await asyncio.open_connection(server.host, server.port)
+    body = json.dumps(message_update(4113, text="hi")).encode()
+    writer.write(
+        b"POST /telegram/webhook HTTP/1.1\r\nHost: localhost\r\n"
+        b"X-Telegram-Bot-Api-Secret-Token: \xe9\xff\r\nContent-Type: application/json\r\n"
+        + f"Content-Length: {len(body)}\r\nConnection: close\r\n\r\n".encode()
+        + body
+    )
+    await writer.drain()
+    status_line = await reader.readline()
+    writer.close()
+    await writer.wait_closed()
+    assert status_line.split()[1] == b"403"
+
+
+async def test_updates_with_malformed_fields_get_400(bot: Harness) -> None:
+    for broken in (
+        {"update_id": 5, "message": "x"},
+        {"update_id": 6, "message": {"message_id": 1, "date": 1e20, "chat": {"id": 1}}},
+    ):
+        assert await bot.post(broken) == 400
+
+
+async def test_an_audio_document_is_transcribed(bot: Harness, speak: Speak) -> None:
+    chat = 4114
+    audio = await speak("When is the library open?")
+    document = {
+        "file_name": "question.ogg",
+        "mime_type": "application/ogg",
+        "file_id": bot.fake.add_file(audio),
+        "file_unique_id": "AgADdoc",
+        "file_size": len(audio),
+    }
+    await bot.post(message_update(chat, document=document))
+    [answer] = await bot.answers(chat, 1)
+    assert "Library" in answer.text
