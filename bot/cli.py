@@ -297,7 +297,7 @@ def serve(
     from bot.web import create_app
 
     try:
-        app = create_app(settings, telegram_polling=telegram_polling)
+        app = create_app(settings, telegram_polling=telegram_polling, freeze_gc=True)
     except BotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2

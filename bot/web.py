@@ -25,8 +25,14 @@ STATE = web.AppKey("state", dict)
 MESSAGING = web.AppKey("messaging", Messaging)
 
 
-def create_app(settings: Settings, *, telegram_polling: bool = False) -> web.Application:
-    """The web app; stores, models and channels open when it starts and close when it stops."""
+def create_app(
+    settings: Settings, *, telegram_polling: bool = False, freeze_gc: bool = False
+) -> web.Application:
+    """The web app; stores, models and channels open when it starts and close when it stops.
+
+    `freeze_gc` (for the process `serve` runs in): once the models are loaded, move every live
+    object out of the garbage collector's sight (a full collection over them stalled webhook
+    answers ~100 ms; bench.telegram_webhook). Not for a process that builds many apps."""
     app = web.Application()
     app[STATE] = {"started_at": time.time(), "models": "loading"}
     messaging = app[MESSAGING] = Messaging(settings, telegram_polling=telegram_polling)
@@ -36,7 +42,7 @@ def create_app(settings: Settings, *, telegram_polling: bool = False) -> web.App
         async with open_components(settings) as components, messaging.running(components):
             app[COMPONENTS] = components
             tasks = [
-                asyncio.create_task(_warm_up(app), name="warm-up"),
+                asyncio.create_task(_warm_up(app, freeze_gc), name="warm-up"),
                 asyncio.create_task(_expire_conversations(app), name="expire-conversations"),
             ]
             if settings.reindex_on_start:
@@ -64,7 +70,7 @@ async def _index(app: web.Application) -> None:
         log.exception("indexing on start failed; the previous index keeps answering")
 
 
-async def _warm_up(app: web.Application) -> None:
+async def _warm_up(app: web.Application, freeze_gc: bool = False) -> None:
     try:
         await app[COMPONENTS].speech.warm_up()
     except Exception:
@@ -78,10 +84,9 @@ async def _warm_up(app: web.Application) -> None:
             log.exception("loading the embeddings model failed; retrieval falls back to BM25")
     if app[STATE]["models"] == "loading":
         app[STATE]["models"] = "ready"
-    # What is loaded now lives as long as the process: keep the collector from walking it
-    # again and again (a full collection over the models' objects stalls webhooks ~100 ms).
-    gc.collect()
-    gc.freeze()
+    if freeze_gc:  # what is loaded now lives as long as the process
+        gc.collect()
+        gc.freeze()
 
 
 async def _expire_conversations(app: web.Application, every_seconds: float = 3600) -> None:
