@@ -16,7 +16,6 @@ import os
 import socket
 import statistics
 import subprocess
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -24,8 +23,8 @@ from typing import Any
 
 import aiohttp
 
-from bot.settings import PROJECT_DIR
 from tests.fakes.telegram_api import TOKEN, FakeTelegram, message_update
+from tests.serve_process import start_serve, wait_until_serving
 
 SECRET = "bench-secret"
 WARM_UP_SECONDS = 2.0
@@ -40,23 +39,14 @@ def free_port() -> int:
 
 
 def start_server(data_dir: Path, port: int, fake: FakeTelegram) -> subprocess.Popen[bytes]:
-    env = {
-        "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "DATA_DIR": str(data_dir),
-        "KNOWLEDGE_SOURCES": str(PROJECT_DIR / "tests" / "fixtures" / "handbook"),
-        "LOG_LEVEL": "WARNING",
-        "TELEGRAM_BOT_TOKEN": TOKEN,
-        "TELEGRAM_WEBHOOK_SECRET": SECRET,
-        "TELEGRAM_API_BASE_URL": fake.base_url,
-        "TELEGRAM_FILE_BASE_URL": fake.file_base_url,
+    return start_serve(
+        data_dir,
+        port,
+        TELEGRAM_BOT_TOKEN=TOKEN,
+        TELEGRAM_WEBHOOK_SECRET=SECRET,
+        TELEGRAM_API_BASE_URL=fake.base_url,
+        TELEGRAM_FILE_BASE_URL=fake.file_base_url,
         **{k: v for k, v in os.environ.items() if k.startswith("INBOX_")},
-    }
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--port", str(port)],
-        cwd=data_dir,
-        env=env,
-        stdout=subprocess.DEVNULL,
     )
 
 
@@ -64,18 +54,6 @@ async def health(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
     async with session.get(f"{url}/health") as response:
         body: dict[str, Any] = await response.json()
         return body
-
-
-async def wait_ready(session: aiohttp.ClientSession, url: str) -> None:
-    for _ in range(600):
-        try:
-            body = await health(session, url)
-            if body["index"].get("status") == "ok" and body["models"] != "loading":
-                return
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.1)
-    raise SystemExit("serve did not become ready")
 
 
 async def post(session: aiohttp.ClientSession, url: str, update: dict[str, Any]) -> float:
@@ -147,7 +125,7 @@ async def main(rate: float, seconds: float, count: int, clients: int) -> None:
         try:
             connector = aiohttp.TCPConnector(limit=64)
             async with aiohttp.ClientSession(connector=connector) as session:
-                await wait_ready(session, url)
+                await wait_until_serving(url, models=True)
                 print(f"cpus: {os.cpu_count()}; server: python -m bot serve")
                 print("-- webhook path alone (the Bot API holds sends; nothing is answered)")
                 fake.hold()

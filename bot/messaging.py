@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Protocol
 
 from aiohttp import web
 
@@ -22,6 +23,18 @@ log = logging.getLogger(__name__)
 PRUNE_EVERY = 3600.0
 
 
+class ServedChannel(Channel, Protocol):
+    """A channel as `serve` runs it: its routes, and its start and stop."""
+
+    def routes(self) -> list[web.RouteDef]: ...
+
+    async def start(self) -> None: ...
+
+    async def stop_receiving(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
 class Messaging:
     """Built with the app (its routes are fixed then); `running(components)` serves it."""
 
@@ -29,8 +42,7 @@ class Messaging:
         self.settings = settings
         self.inbox: Inbox = SqliteInbox(settings.path("inbox.sqlite3"))
         self.dispatcher: Dispatcher | None = None
-        self.channels: dict[str, Channel] = {}
-        self._routes: list[web.RouteDef] = []
+        self.channels: dict[str, ServedChannel] = {}
         if settings.telegram_bot_token is not None:
             if settings.telegram_webhook_secret is None and not telegram_polling:
                 raise SettingsError(
@@ -40,14 +52,10 @@ class Messaging:
             from handlers.telegram import TelegramChannel
 
             telegram = TelegramChannel(settings, self.inbox, self.wake, polling=telegram_polling)
-            self.telegram: TelegramChannel | None = telegram
             self.channels[telegram.name] = telegram
-            self._routes.extend(telegram.routes())
-        else:
-            self.telegram = None
 
     def routes(self) -> list[web.RouteDef]:
-        return list(self._routes)
+        return [route for channel in self.channels.values() for route in channel.routes()]
 
     def wake(self) -> None:
         if self.dispatcher is not None:
@@ -58,7 +66,7 @@ class Messaging:
         """Start the channels (getMe), then the dispatcher; stop the channels first."""
         settings = self.settings
         prefs = ChatPrefsStore(settings.path("chats.sqlite3"))
-        responder = Responder(components, self.inbox, prefs, self.channels)
+        responder = Responder(components, self.inbox, prefs, dict(self.channels))
         self.dispatcher = Dispatcher(
             self.inbox,
             responder.process,
@@ -69,21 +77,21 @@ class Messaging:
                 retry_base=settings.inbox_retry_seconds,
             ),
         )
-        started: list[Channel] = []
+        started: list[ServedChannel] = []
         pruning = asyncio.create_task(self._prune(), name="inbox-prune")
         try:
-            if self.telegram is not None:
-                await self.telegram.start()
-                started.append(self.telegram)
+            for channel in self.channels.values():
+                await channel.start()
+                started.append(channel)
             await self.dispatcher.start()
             yield
         finally:
-            # Stop taking updates, let answers in progress finish sending, then close the bot.
-            if self.telegram is not None and self.telegram in started:
-                await self.telegram.stop_receiving()
+            # Stop taking updates, let answers in progress finish sending, then close the bots.
+            for channel in started:
+                await channel.stop_receiving()
             await self.dispatcher.stop()
-            if self.telegram is not None and self.telegram in started:
-                await self.telegram.stop()
+            for channel in started:
+                await channel.stop()
             pruning.cancel()
             await asyncio.gather(pruning, return_exceptions=True)
             await self.inbox.close()

@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
-import aiohttp
-import pytest
-
 from bot.settings import PROJECT_DIR
 from speech.factory import SpeechServices
 from speech.transcode import to_pcm16k
-
-HANDBOOK = PROJECT_DIR / "tests" / "fixtures" / "handbook"
-
-
-def cli_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    """A clean environment: nothing from the developer's shell or .env leaks in."""
-    env = {
-        "PATH": "/usr/bin:/bin",
-        "HOME": os.environ.get("HOME", "/tmp"),
-        "DATA_DIR": str(data_dir),
-        "KNOWLEDGE_SOURCES": str(HANDBOOK),
-        "LOG_LEVEL": "WARNING",
-    }
-    env.update(extra)
-    return env
+from tests.serve_process import HANDBOOK, cli_env, start_serve, wait_until_serving
 
 
 def run_cli(
@@ -171,23 +153,18 @@ def test_default_knowledge_base_is_the_projects_own_docs(tmp_path: Path) -> None
 
 
 async def test_serve_answers_health(tmp_path: Path, unused_tcp_port: int) -> None:
-    process = subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--port", str(unused_tcp_port)],
-        cwd=PROJECT_DIR,
-        env=cli_env(tmp_path / "data"),
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    data = tmp_path / "data"
+    process = start_serve(data, unused_tcp_port)
     try:
-        body = await _poll_health(f"http://127.0.0.1:{unused_tcp_port}/health")
+        body = await wait_until_serving(f"http://127.0.0.1:{unused_tcp_port}")
         assert body["status"] == "ok"
+        assert body["index"]["documents"] == 4
         assert body["providers"]["stt"] == "whisper"
         assert body["providers"]["llm"] == "extractive"
     finally:
         process.terminate()
-        _, stderr = process.communicate(timeout=30)
-    assert process.returncode == 0, stderr[-2000:]
+        process.wait(timeout=30)
+    assert process.returncode == 0, (data / "serve.log").read_text()[-2000:]
 
 
 async def test_serve_on_a_port_in_use_says_so(tmp_path: Path, unused_tcp_port: int) -> None:
@@ -207,25 +184,6 @@ async def test_serve_on_a_port_in_use_says_so(tmp_path: Path, unused_tcp_port: i
     assert result.returncode == 1
     assert f"error: cannot listen on 127.0.0.1:{unused_tcp_port}" in result.stderr
     assert "Traceback" not in result.stderr
-
-
-async def _poll_health(url: str) -> dict[str, object]:
-    import asyncio
-
-    async with aiohttp.ClientSession() as session:
-        for _ in range(300):
-            try:
-                async with session.get(url) as response:
-                    body: dict[str, object] = await response.json()
-                    index = body["index"]
-                    assert isinstance(index, dict)
-                    if index.get("status") == "ok":
-                        assert index["documents"] == 4
-                        return body
-            except aiohttp.ClientConnectionError:
-                pass
-            await asyncio.sleep(0.2)
-    pytest.fail("serve did not become healthy with its index built")
 
 
 def test_index_status_shows_the_last_runs(tmp_path: Path) -> None:

@@ -388,7 +388,7 @@ async def test_polling_mode_answers_without_a_webhook(
 async def test_set_webhook_registers_the_url_secret_and_updates(
     fake: FakeTelegram, tmp_path: Path
 ) -> None:
-    from tests.test_cli import cli_env
+    from tests.serve_process import cli_env
 
     env = cli_env(
         tmp_path,

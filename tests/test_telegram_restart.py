@@ -5,15 +5,12 @@ from __future__ import annotations
 
 import asyncio
 import subprocess
-import sys
 from pathlib import Path
-from typing import Any
 
 import aiohttp
-import pytest
 
 from tests.fakes.telegram_api import BOT_USERNAME, TOKEN, FakeTelegram, message_update, user
-from tests.test_cli import PROJECT_DIR, cli_env
+from tests.serve_process import start_serve, wait_until_serving
 
 SECRET = "restart-secret"
 QUESTIONS = [
@@ -26,9 +23,10 @@ QUESTIONS = [
 CHATS = [-1005301, -1005302, -1005303]
 
 
-def start_serve(data_dir: Path, port: int, fake: FakeTelegram) -> subprocess.Popen[str]:
-    env = cli_env(
+def start_bot(data_dir: Path, port: int, fake: FakeTelegram) -> subprocess.Popen[bytes]:
+    return start_serve(
         data_dir,
+        port,
         TELEGRAM_BOT_TOKEN=TOKEN,
         TELEGRAM_WEBHOOK_SECRET=SECRET,
         TELEGRAM_API_BASE_URL=fake.base_url,
@@ -36,27 +34,6 @@ def start_serve(data_dir: Path, port: int, fake: FakeTelegram) -> subprocess.Pop
         INBOX_RETRY_SECONDS="0.1",
         LOG_LEVEL="INFO",
     )
-    return subprocess.Popen(
-        [sys.executable, "-m", "bot", "serve", "--port", str(port)],
-        cwd=PROJECT_DIR,
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-async def wait_ready(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
-    for _ in range(600):
-        try:
-            async with session.get(f"{url}/health") as response:
-                body: dict[str, Any] = await response.json()
-                if body["index"].get("status") == "ok":
-                    return body
-        except aiohttp.ClientConnectionError:
-            pass
-        await asyncio.sleep(0.1)
-    pytest.fail("serve did not become ready")
 
 
 async def test_messages_in_flight_survive_a_kill_and_are_answered_exactly_once(
@@ -64,11 +41,11 @@ async def test_messages_in_flight_survive_a_kill_and_are_answered_exactly_once(
 ) -> None:
     fake = await FakeTelegram().start()
     url = f"http://127.0.0.1:{unused_tcp_port}"
-    first = start_serve(tmp_path, unused_tcp_port, fake)
-    second: subprocess.Popen[str] | None = None
+    first = start_bot(tmp_path, unused_tcp_port, fake)
+    second: subprocess.Popen[bytes] | None = None
     try:
         async with aiohttp.ClientSession() as session:
-            await wait_ready(session, url)
+            await wait_until_serving(url)
 
             sends = 0
 
@@ -103,8 +80,8 @@ async def test_messages_in_flight_survive_a_kill_and_are_answered_exactly_once(
 
             fake.on_request = None
             fake.release(drop_held=True)  # the killed process's requests never arrived
-            second = start_serve(tmp_path, unused_tcp_port, fake)
-            await wait_ready(session, url)
+            second = start_bot(tmp_path, unused_tcp_port, fake)
+            await wait_until_serving(url)
             await fake.wait_for(
                 lambda: len(fake.messages(method="sendMessage")) >= len(QUESTIONS) * len(CHATS),
                 timeout=90,
@@ -121,5 +98,5 @@ async def test_messages_in_flight_survive_a_kill_and_are_answered_exactly_once(
         for process in (first, second):
             if process is not None and process.poll() is None:
                 process.terminate()
-                process.communicate(timeout=30)
+                process.wait(timeout=30)
         await fake.stop()

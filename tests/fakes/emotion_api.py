@@ -8,7 +8,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.server import start_app, stop_app
+from tests.fakes.server import FakeServer
 
 
 @dataclass
@@ -20,29 +20,22 @@ class EmotionRequest:
 
 
 @dataclass
-class FakeEmotionApi:
+class FakeEmotionApi(FakeServer):
     """Answers `response` as JSON with `status`, after `delay` seconds; records each request."""
 
     response: Any = field(default_factory=lambda: {"label": "happy", "score": 0.87})
     status: int = 200
     delay: float = 0.0
     requests: list[EmotionRequest] = field(default_factory=list)
-    port: int = 0
-    _runner: web.AppRunner | None = None
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.origin
 
-    async def start(self) -> FakeEmotionApi:
+    def build_app(self) -> web.Application:
         app = web.Application(client_max_size=32 * 1024 * 1024)
         app.router.add_post("/predict", self._predict)
-        self._runner, self.port = await start_app(app)
-        return self
-
-    async def stop(self) -> None:
-        await stop_app(self._runner)
-        self._runner = None
+        return app
 
     async def _predict(self, request: web.Request) -> web.Response:
         form = await request.post()

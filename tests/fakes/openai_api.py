@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.server import start_app, stop_app
+from tests.fakes.server import FakeServer
 
 EMBEDDING_DIM = 256
 _WORD = re.compile(r"[a-z0-9]+")
@@ -51,7 +51,7 @@ ChatHandler = Callable[[dict[str, Any]], str]
 
 
 @dataclass
-class FakeOpenAI:
+class FakeOpenAI(FakeServer):
     """Start with `await fake.start()`; point clients at `fake.base_url` with `fake.api_key`."""
 
     api_key: str = "sk-test-key"
@@ -61,28 +61,21 @@ class FakeOpenAI:
     transcript_language: str = "english"
     speech_pcm: bytes = field(default_factory=tone_pcm)
     requests: list[Recorded] = field(default_factory=list)
-    _runner: web.AppRunner | None = None
-    port: int = 0
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.origin}/v1"
 
     def calls(self, path_suffix: str) -> list[Recorded]:
         return [r for r in self.requests if r.path.endswith(path_suffix)]
 
-    async def start(self) -> FakeOpenAI:
+    def build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024)
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         app.router.add_post("/v1/audio/speech", self._speech)
-        self._runner, self.port = await start_app(app)
-        return self
-
-    async def stop(self) -> None:
-        await stop_app(self._runner)
-        self._runner = None
+        return app
 
     # --- helpers -----------------------------------------------------------------------------
     def _authorized(self, request: web.Request) -> bool:

@@ -10,7 +10,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.server import start_app, stop_app
+from tests.fakes.server import FakeServer
 
 DEFAULT_NAMESPACE = "__default__"
 LIST_PAGE = 100  # ids per page of /vectors/list unless `limit` says otherwise
@@ -40,7 +40,7 @@ def cosine(a: list[float], b: list[float]) -> float:
 
 
 @dataclass
-class FakePinecone:
+class FakePinecone(FakeServer):
     """Start with `await fake.start()`; point the client at `fake.url` with `fake.api_key`.
 
     One index (`index_name`) served on the same port as the control plane; it exists from the
@@ -56,12 +56,10 @@ class FakePinecone:
     calls: list[Call] = field(default_factory=list)
     fail_paths: set[str] = field(default_factory=set)
     created: list[dict[str, Any]] = field(default_factory=list)
-    _runner: web.AppRunner | None = None
-    port: int = 0
 
     @property
     def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return self.origin
 
     def requests(self, path: str) -> list[Call]:
         return [call for call in self.calls if call.path == path]
@@ -72,7 +70,7 @@ class FakePinecone:
     def vector(self, vector_id: str, namespace: str = "") -> Stored:
         return self.namespaces[namespace or DEFAULT_NAMESPACE][vector_id]
 
-    async def start(self) -> FakePinecone:
+    def build_app(self) -> web.Application:
         app = web.Application(client_max_size=64 * 1024 * 1024, middlewares=[self._middleware])
         app.router.add_post("/vectors/upsert", self._upsert)
         app.router.add_post("/query", self._query)
@@ -81,12 +79,7 @@ class FakePinecone:
         app.router.add_post("/describe_index_stats", self._stats)
         app.router.add_get("/indexes/{name}", self._describe_index)
         app.router.add_post("/indexes", self._create_index)
-        self._runner, self.port = await start_app(app)
-        return self
-
-    async def stop(self) -> None:
-        await stop_app(self._runner)
-        self._runner = None
+        return app
 
     # --- plumbing --------------------------------------------------------------------------------
     @web.middleware

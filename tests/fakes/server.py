@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Self
+
 from aiohttp import web
 
 
@@ -16,3 +18,25 @@ async def start_app(app: web.Application) -> tuple[web.AppRunner, int]:
 async def stop_app(runner: web.AppRunner | None) -> None:
     if runner is not None:
         await runner.cleanup()
+
+
+class FakeServer:
+    """Base of the aiohttp fakes: `await fake.start()` serves `build_app()` on a free port."""
+
+    port: int = 0
+    _runner: web.AppRunner | None = None
+
+    def build_app(self) -> web.Application:
+        raise NotImplementedError
+
+    @property
+    def origin(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    async def start(self) -> Self:
+        self._runner, self.port = await start_app(self.build_app())
+        return self
+
+    async def stop(self) -> None:
+        await stop_app(self._runner)
+        self._runner = None

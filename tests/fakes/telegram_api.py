@@ -14,7 +14,7 @@ from typing import Any
 
 from aiohttp import web
 
-from tests.fakes.server import start_app, stop_app
+from tests.fakes.server import FakeServer
 
 TOKEN = "123456:AAEfakeTOKENfor-tests_only"
 BOT_ID = 123456
@@ -72,7 +72,7 @@ def check_html(text: str) -> tuple[list[str], str]:
     return checker.errors, checker.text
 
 
-class FakeTelegram:
+class FakeTelegram(FakeServer):
     """Serves /bot{TOKEN}/{method} and /file/bot{TOKEN}/{path} on 127.0.0.1."""
 
     def __init__(self) -> None:
@@ -87,29 +87,26 @@ class FakeTelegram:
         self.open.set()
         self.epoch = 0  # requests held across a `release(drop_held=True)` are dropped
         self.on_request: Callable[[str], None] | None = None
-        self._runner: web.AppRunner | None = None
         self._ids = itertools.count(1000)
-        self.port = 0
 
     # --- control -------------------------------------------------------------------------
-    async def start(self) -> FakeTelegram:
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_post("/bot{token}/{method}", self._method)
         app.router.add_get("/file/bot{token}/{path:.+}", self._file)
-        self._runner, self.port = await start_app(app)
-        return self
+        return app
 
     async def stop(self) -> None:
-        self.open.set()
-        await stop_app(self._runner)
+        self.open.set()  # let held requests finish so the server can shut down
+        await super().stop()
 
     @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/bot"
+        return f"{self.origin}/bot"
 
     @property
     def file_base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/file/bot"
+        return f"{self.origin}/file/bot"
 
     def fail(
         self, method: str, status: int, times: int = 1, retry_after: int | None = None
@@ -159,6 +156,7 @@ class FakeTelegram:
         self.calls.append(method)
         if self.on_request is not None:
             self.on_request(method)
+        form = await request.post()  # read before holding: a held client may give up
         epoch = self.epoch
         await self.open.wait()
         if epoch != self.epoch:
@@ -169,7 +167,6 @@ class FakeTelegram:
         if queued:
             status, body = queued.pop(0)
             return web.json_response(body, status=status)
-        form = await request.post()
         fields = {k: v for k, v in form.items() if isinstance(v, str)}
         handler = getattr(self, f"_api_{method}", None)
         if handler is None:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 from aiohttp import web
 
-from tests.fakes.server import start_app, stop_app
+from tests.fakes.server import FakeServer
 
 LAST_MODIFIED = "Wed, 01 Jan 2025 00:00:00 GMT"
 
@@ -22,7 +22,7 @@ class Request:
 
 
 @dataclass
-class FakeSite:
+class FakeSite(FakeServer):
     """`pages[path] = (body, content type)`; `failing[path] = status`; `slow` paths answer
     after `slow_seconds`; `validators=False` makes the site ignore conditional requests."""
 
@@ -32,11 +32,9 @@ class FakeSite:
     slow_seconds: float = 1.0
     validators: bool = True
     requests: list[Request] = field(default_factory=list)
-    port: int = 0
-    _runner: web.AppRunner | None = None
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{self.origin}{path}"
 
     def html(self, path: str, title: str, body: str) -> None:
         """A page with navigation and a footer around its main text."""
@@ -82,11 +80,7 @@ class FakeSite:
         self.requests.append(Request(path, dict(request.headers), status))
         return response
 
-    async def start(self) -> FakeSite:
+    def build_app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/{tail:.*}", self._handle)
-        self._runner, self.port = await start_app(app)
-        return self
-
-    async def stop(self) -> None:
-        await stop_app(self._runner)
+        return app
