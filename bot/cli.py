@@ -1,4 +1,5 @@
-"""The command line: `index`, `ask`, `chat`, `serve` and `telegram` (`python -m bot --help`)."""
+"""The command line: `index`, `ask`, `chat`, `serve`, `telegram` and `doctor`
+(`python -m bot --help`)."""
 
 from __future__ import annotations
 
@@ -75,11 +76,21 @@ def build_parser() -> argparse.ArgumentParser:
     telegram.add_argument(
         "--drop-pending", action="store_true", help="discard updates Telegram is holding"
     )
+
+    doctor = sub.add_parser("doctor", help="check settings, files, models and configured services")
+    doctor.add_argument("--json", action="store_true", help="print one JSON object")
+    doctor.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds for each service to answer (default 5)"
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    if args.command == "doctor":  # reports invalid settings as a failed check
+        from bot.doctor import run_doctor
+
+        return run_doctor(as_json=args.json, timeout=args.timeout)
     try:
         settings = load_settings()
     except BotError as exc:

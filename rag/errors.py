@@ -15,3 +15,11 @@ class RetrievalError(RagError):
 
 class ModelError(RagError):
     """Every configured language or embedding model failed."""
+
+
+class ProbeError(RagError):
+    """A check of `python -m bot doctor` failed; `fix` says what to do about it."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix

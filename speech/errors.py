@@ -37,3 +37,11 @@ class NoSpeech(AudioError):
 
 class ProviderError(SpeechError):
     """A speech provider (local model or remote service) failed."""
+
+
+class ProbeError(SpeechError):
+    """A check of `python -m bot doctor` failed; `fix` says what to do about it."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix

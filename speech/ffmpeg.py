@@ -27,7 +27,8 @@ def set_ffmpeg_binary(path: str | None) -> None:
         _configured = None
 
 
-def _resolve(override: str | None) -> str:
+def locate_ffmpeg(override: str | None = None) -> str:
+    """The ffmpeg `override` names (a file or a command on PATH), else imageio-ffmpeg's."""
     if override:
         found = override if os.path.isfile(override) else shutil.which(override)
         if not found:
@@ -43,7 +44,7 @@ def ffmpeg_binary() -> str:
     global _configured
     with _lock:
         if _configured is None:
-            path = _resolve(_override)
+            path = locate_ffmpeg(_override)
             segment = _audio_segment_class()
             segment.converter = path
             _configured = path

@@ -48,26 +48,41 @@ def _copy_atomically(sources: list[Path], target: Path) -> None:
         raise
 
 
-def assemble_packaged_whisper(cache_root: Path) -> Path:
-    """The folder `cache_root/whisper-base-<version>/` ready for `WhisperModel(folder)`.
-
-    model.bin is part1 + part2; each file is written to a temporary name and renamed, model.bin
-    last, so a crash never leaves a folder that looks complete. An existing folder is reused.
-    """
-    part1, part2 = _data_dir(_PART1), _data_dir(_PART2)
-    pieces = [part1 / "model.bin.part1", part2 / "model.bin.part2"]
+def packaged_pieces() -> list[Path]:
+    """The two halves of the packaged model.bin; FileNotFoundError names a missing one."""
+    pieces = [_data_dir(_PART1) / "model.bin.part1", _data_dir(_PART2) / "model.bin.part2"]
     for piece in pieces:
         if not piece.is_file():
             raise FileNotFoundError(f"packaged Whisper weights missing: {piece}")
+    return pieces
+
+
+def assembled_folder(cache_root: Path, pieces: list[Path]) -> Path | None:
+    """`cache_root/whisper-base-<version>/` when it is already assembled completely, else None."""
     folder = cache_root / packaged_folder_name()
     model_bin = folder / "model.bin"
     expected = sum(piece.stat().st_size for piece in pieces)
     complete = model_bin.is_file() and model_bin.stat().st_size == expected
     if complete and all((folder / name).is_file() for name in _SMALL_FILES):
         return folder
+    return None
+
+
+def assemble_packaged_whisper(cache_root: Path) -> Path:
+    """The folder `cache_root/whisper-base-<version>/` ready for `WhisperModel(folder)`.
+
+    model.bin is part1 + part2; each file is written to a temporary name and renamed, model.bin
+    last, so a crash never leaves a folder that looks complete. An existing folder is reused.
+    """
+    pieces = packaged_pieces()
+    existing = assembled_folder(cache_root, pieces)
+    if existing is not None:
+        return existing
+    folder = cache_root / packaged_folder_name()
     logger.info("assembling the packaged Whisper base weights in %s", folder)
     folder.mkdir(parents=True, exist_ok=True)
+    part1 = _data_dir(_PART1)
     for name in _SMALL_FILES:
         _copy_atomically([part1 / name], folder / name)
-    _copy_atomically(pieces, model_bin)
+    _copy_atomically(pieces, folder / "model.bin")
     return folder

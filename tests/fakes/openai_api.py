@@ -60,6 +60,14 @@ class FakeOpenAI(FakeServer):
     transcript_text: str = "hello from the fake transcriber"
     transcript_language: str = "english"
     speech_pcm: bytes = field(default_factory=tone_pcm)
+    models: list[str] = field(
+        default_factory=lambda: [
+            "gpt-4o-mini",
+            "text-embedding-3-small",
+            "whisper-1",
+            "gpt-4o-mini-tts",
+        ]
+    )
     requests: list[Recorded] = field(default_factory=list)
 
     @property
@@ -75,6 +83,7 @@ class FakeOpenAI(FakeServer):
         app.router.add_post("/v1/embeddings", self._embeddings)
         app.router.add_post("/v1/audio/transcriptions", self._transcriptions)
         app.router.add_post("/v1/audio/speech", self._speech)
+        app.router.add_get("/v1/models", self._models)
         return app
 
     # --- helpers -----------------------------------------------------------------------------
@@ -102,6 +111,16 @@ class FakeOpenAI(FakeServer):
         return body, None
 
     # --- endpoints ---------------------------------------------------------------------------
+    async def _models(self, request: web.Request) -> web.Response:
+        self.requests.append(Recorded(request.path, {}, dict(request.headers)))
+        if not self._authorized(request):
+            return self._error(401, "Incorrect API key provided", "invalid_request_error")
+        data = [
+            {"id": name, "object": "model", "created": 0, "owned_by": "fake"}
+            for name in self.models
+        ]
+        return web.json_response({"object": "list", "data": data})
+
     async def _chat(self, request: web.Request) -> web.Response:
         body, error = await self._begin(request)
         if error is not None:

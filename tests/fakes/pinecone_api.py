@@ -198,7 +198,8 @@ class FakePinecone(FakeServer):
     async def _describe_index(self, request: web.Request) -> web.Response:
         if request.match_info["name"] != self.index_name or not self.index_exists:
             return self._error(404, "NOT_FOUND", f"Resource {request.match_info['name']} not found")
-        schema = {"fields": {"values": {"type": "dense_vector", "dimension": self.dimension}}}
+        values = {"type": "dense_vector", "dimension": self.dimension, "metric": "cosine"}
+        schema = {"fields": {"values": values}}
         deployment = {"deployment_type": "managed", "cloud": "aws", "region": "us-east-1"}
         if self.created:
             schema = self.created[-1].get("schema", schema)

@@ -9,6 +9,7 @@ from typing import Any
 
 from websockets.asyncio.server import Server, ServerConnection, serve
 from websockets.datastructures import Headers
+from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 
 CHUNK_LIMIT = 16_000
@@ -77,7 +78,10 @@ class FakeProsa:
         headers: Headers = ws.request.headers if ws.request else Headers()
         session = ProsaSession(api_key=headers.get("x-api-key"))
         self.sessions.append(session)
-        first = await ws.recv()
+        try:
+            first = await ws.recv()
+        except ConnectionClosed:  # a client that only checks the handshake (`bot doctor`)
+            return
         if not isinstance(first, str):
             await ws.close(4000, "the first message must be the JSON config")
             return

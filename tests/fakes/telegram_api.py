@@ -80,6 +80,7 @@ class FakeTelegram(FakeServer):
         self.actions: list[tuple[int, str]] = []
         self.calls: list[str] = []
         self.webhook: dict[str, Any] = {}
+        self.webhook_status: dict[str, Any] = {}  # e.g. last_error_date, last_error_message
         self.files: dict[str, bytes] = {}
         self.updates: list[dict[str, Any]] = []
         self.failures: dict[str, list[tuple[int, dict[str, Any]]]] = {}
@@ -275,6 +276,7 @@ class FakeTelegram(FakeServer):
             "url": self.webhook.get("url", ""),
             "has_custom_certificate": False,
             "pending_update_count": 0,
+            **self.webhook_status,
         }
 
     async def _api_getUpdates(self, fields: dict[str, str], form: Any) -> list[dict[str, Any]]:

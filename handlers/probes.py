@@ -1,0 +1,101 @@
+"""Quick checks of the messaging channels for `python -m bot doctor`: each logs in with the
+configured credentials and reads the channel's own view of this bot, returning one line of
+detail or raising `ProbeError`."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from bot.settings import Settings
+
+RECENT_ERROR_S = 3600.0  # a webhook delivery error younger than this fails the check
+
+
+class ProbeError(Exception):
+    """A channel check failed; `fix` says what to do about it."""
+
+    def __init__(self, message: str, fix: str) -> None:
+        super().__init__(message)
+        self.fix = fix
+
+
+async def telegram(settings: Settings, seconds: float) -> str:
+    """getMe with TELEGRAM_BOT_TOKEN, then getWebhookInfo compared with PUBLIC_BASE_URL."""
+    from telegram import Bot
+    from telegram.error import InvalidToken, NetworkError, TelegramError
+    from telegram.request import HTTPXRequest
+
+    assert settings.telegram_bot_token is not None
+    token = settings.telegram_bot_token.get_secret_value()
+    base = settings.telegram_api_base_url
+    request = HTTPXRequest(connect_timeout=seconds, read_timeout=seconds, write_timeout=seconds)
+    bot = Bot(token, base_url=base, base_file_url=settings.telegram_file_base_url, request=request)
+    try:
+        async with bot:  # initialize() calls getMe
+            username = bot.username
+            info = await bot.get_webhook_info()
+    except InvalidToken as exc:
+        raise ProbeError(
+            f"{base} refused TELEGRAM_BOT_TOKEN (HTTP 401/404): the token is wrong",
+            "copy the bot's token from @BotFather (/token) into TELEGRAM_BOT_TOKEN",
+        ) from exc
+    except NetworkError as exc:  # TimedOut included
+        raise ProbeError(
+            f"cannot reach {base}: {_without(token, exc)}",
+            "check TELEGRAM_API_BASE_URL and that this machine can reach it",
+        ) from exc
+    except TelegramError as exc:
+        raise ProbeError(
+            f"Telegram answered: {_without(token, exc)}", "see the Bot API's message above"
+        ) from exc
+    return f"@{username}; " + _webhook(settings, info)
+
+
+def _without(token: str, exc: Exception) -> str:
+    return (str(exc) or type(exc).__name__).replace(token, "<token>")
+
+
+def _webhook(settings: Settings, info: Any) -> str:
+    """The webhook Telegram holds, checked against the one PUBLIC_BASE_URL implies."""
+    from handlers.telegram import WEBHOOK_PATH
+
+    registered = info.url or ""
+    pending = f"{info.pending_update_count} update(s) waiting"
+    if not settings.public_base_url:
+        if registered:
+            return f"webhook {registered} ({pending}); no PUBLIC_BASE_URL here"
+        return "no webhook: polling (`serve --telegram-polling`)"
+    expected = settings.public_base_url.rstrip("/") + WEBHOOK_PATH
+    set_webhook = "run `python -m bot telegram set-webhook` (with serve running)"
+    if settings.telegram_webhook_secret is None:
+        raise ProbeError(
+            "PUBLIC_BASE_URL is set but TELEGRAM_WEBHOOK_SECRET is not: serve refuses the webhook",
+            f"set TELEGRAM_WEBHOOK_SECRET (1-256 of A-Z a-z 0-9 _ -), then {set_webhook}",
+        )
+    if not registered:
+        raise ProbeError(f"no webhook registered; Telegram should call {expected}", set_webhook)
+    if registered != expected:
+        raise ProbeError(f"Telegram calls {registered}, not {expected}", set_webhook)
+    error = info.last_error_message
+    when = info.last_error_date
+    if error and when is not None:
+        age = time.time() - when.timestamp()
+        if age < RECENT_ERROR_S:
+            raise ProbeError(
+                f"Telegram's last delivery to {registered} failed {age / 60:.0f} min ago:"
+                f" {error} ({pending})",
+                "check that serve is up behind PUBLIC_BASE_URL and that TELEGRAM_WEBHOOK_SECRET"
+                f" is the registered one (else {set_webhook})",
+            )
+        return f"webhook {registered} ({pending}); an older error: {error}"
+    return f"webhook {registered} ({pending})"
+
+
+# --- Twilio (WhatsApp) ---------------------------------------------------------------------
+# The place for `async def twilio(settings, seconds) -> str` once the TWILIO_* settings exist:
+# fetch the account (GET {TWILIO_API_BASE_URL}/2010-04-01/Accounts/{TWILIO_ACCOUNT_SID}.json,
+# Basic auth) with the twilio client, raise ProbeError("... the auth token is wrong", fix=...)
+# on 401, and check that TWILIO_WHATSAPP_NUMBER is one of the account's senders if cheap. Then
+# list it in bot/doctor/checks.py (see the Twilio mark there).
