@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import aiohttp
 import pytest
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient, TestServer
@@ -30,6 +31,7 @@ from speech.ffmpeg import ffmpeg_binary
 from speech.transcode import to_pcm16k, to_voice_note
 from speech.types import EMOTION_LABELS, Pcm
 from tests.conftest import SettingsFactory
+from tests.serve_process import start_serve, wait_until_serving
 
 HANDBOOK = str(PROJECT_DIR / "tests" / "fixtures" / "handbook")
 KEY = "test-api-key-0123456789"
@@ -303,10 +305,13 @@ async def test_bodies_and_audio_over_the_limits_get_413_with_or_without_a_length
     assert declared["error"] == "payload_too_large" and "65536" in declared["message"]
     await call(api, "/v1/chat", 413, data=chunked(big), headers=json_type)  # no Content-Length
 
-    noise = bytes(range(256)) * (MAX_AUDIO // 256 + 8)  # just over MAX_AUDIO_BYTES
-    too_big = await call(api, "/v1/audio", 413, data=audio_form(noise))
-    assert str(MAX_AUDIO) in too_big["message"]
-    body, headers = multipart(noise)
+    # Declared far over the limit: refused before reading; just over it: while reading.
+    way_over = await call(api, "/v1/audio", 413, data=audio_form(b"\x01" * (MAX_AUDIO + 20_000)))
+    assert way_over["message"] == f"The audio upload is larger than {MAX_AUDIO + 16_384} bytes."
+    just_over = b"\x01" * (MAX_AUDIO + 1)
+    read = await call(api, "/v1/audio", 413, data=audio_form(just_over))
+    assert read["message"] == f"The audio is larger than {MAX_AUDIO} bytes."
+    body, headers = multipart(just_over)
     streamed = await call(api, "/v1/audio", 413, data=chunked(body), headers=headers)
     assert streamed["message"] == f"The audio is larger than {MAX_AUDIO} bytes."
 
@@ -349,6 +354,29 @@ async def test_with_no_keys_and_the_web_chat_off_the_endpoints_are_404(
         assert "WEB_CHAT=false" in web_off["message"]
         assert (await client.get("/")).status == 404
         assert (await client.get("/openapi.json")).status == 200
+
+
+async def test_serve_reads_api_keys_from_the_environment(
+    tmp_path: Path, unused_tcp_port: int
+) -> None:
+    url = f"http://127.0.0.1:{unused_tcp_port}"
+    process = start_serve(tmp_path / "data", unused_tcp_port, API_KEYS=f"{KEY}, {OTHER_KEY}")
+    try:
+        await wait_until_serving(url)
+        async with aiohttp.ClientSession() as session:
+            ask = {"message": "When is the library open?"}
+            async with session.post(
+                f"{url}/v1/chat", json=ask, headers={"X-API-Key": OTHER_KEY}
+            ) as r:
+                assert r.status == 200
+                assert "10 p.m." in (await r.json())["answer"]
+            async with session.post(f"{url}/v1/chat", json=ask) as r:
+                assert r.status == 401
+            async with session.get(url) as r:
+                assert r.status == 200 and "Suara" in await r.text()
+    finally:
+        process.terminate()
+        assert process.wait(timeout=30) == 0
 
 
 def test_api_keys_are_comma_separated_and_weak_ones_are_refused() -> None:
