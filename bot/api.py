@@ -132,6 +132,7 @@ class Door:
 
 
 def api_door(settings: Settings) -> Door:
+    """/v1: programs, with a key from API_KEYS in X-API-Key; off when API_KEYS is empty."""
     return Door(
         channel="api",
         prefix="/v1",
@@ -142,6 +143,7 @@ def api_door(settings: Settings) -> Door:
 
 
 def web_door(settings: Settings) -> Door:
+    """/web: the web chat page; open without WEB_CHAT_KEY, off with WEB_CHAT=false."""
     key = settings.web_chat_key
     return Door(
         channel="web",
@@ -203,6 +205,7 @@ class Api:
         self._warned_open = False
 
     def routes(self) -> list[web.RouteDef]:
+        """POST {prefix}/chat and {prefix}/audio for each door."""
         routes = []
         for door in self.doors:
             routes.append(web.post(f"{door.prefix}/chat", self._handler(door, "chat")))

@@ -29,6 +29,7 @@ class Upload:
 
 
 def too_large(what: str, limit: int) -> ApiError:
+    """The 413 refusal for `what` over `limit` bytes."""
     return ApiError(413, "payload_too_large", f"The {what} is larger than {limit} bytes.")
 
 

@@ -242,8 +242,10 @@ OPENAPI: dict[str, Any] = {
 
 
 async def openapi(request: web.Request) -> web.Response:
+    """GET /openapi.json."""
     return web.json_response(OPENAPI)
 
 
 def schema_routes() -> list[web.RouteDef]:
+    """The route of the description; served whether or not the API is on."""
     return [web.get("/openapi.json", openapi)]
