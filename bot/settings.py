@@ -210,6 +210,33 @@ class Settings(BaseSettings):
         7.0, gt=0, description="Finished messages (and redelivery dedupe) are kept this long."
     )
 
+    # --- HTTP API and web chat ----------------------------------------------------------------
+    api_keys: Annotated[list[SecretStr], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated keys for /v1/chat and /v1/audio (X-API-Key); empty: API off.",
+    )
+    api_max_body_bytes: int = Field(
+        65_536, ge=1024, description="Largest JSON body of /v1/chat and /web/chat, in bytes."
+    )
+    web_chat: bool = Field(True, description="Serve the web chat page at / (and /web/*).")
+    web_chat_key: SecretStr | None = Field(
+        None, description="Key the web chat page asks for once; unset: the page is open."
+    )
+
+    @field_validator("api_keys", mode="before")
+    @classmethod
+    def _split_keys(cls, value: Any) -> Any:
+        return _split_csv(value)
+
+    @field_validator("api_keys", "web_chat_key")
+    @classmethod
+    def _check_keys(cls, value: Any) -> Any:
+        keys = value if isinstance(value, list) else [value] if value is not None else []
+        for key in keys:
+            if not re.fullmatch(r"[\x21-\x7e]{16,256}", key.get_secret_value()):
+                raise ValueError("a key must be 16-256 printable ASCII characters, no spaces")
+        return value
+
     # --- vector store ----------------------------------------------------------------------
     pinecone_api_key: SecretStr | None = Field(
         None, description="Keep the dense vectors in Pinecone instead of SQLite."

@@ -1,5 +1,5 @@
 """The aiohttp web app that `serve` runs: health, the channels' webhooks and the dispatcher,
-and the re-index schedule."""
+the HTTP API and web chat (bot.api), and the re-index schedule."""
 
 from __future__ import annotations
 
@@ -57,6 +57,9 @@ def create_app(
 
     app.cleanup_ctx.append(lifecycle)
     app.router.add_get("/health", health)
+    from bot.api import http_routes  # imported here: bot.api reads this module's app keys
+
+    app.add_routes(http_routes(settings))
     return app
 
 
