@@ -85,7 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     except BotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
         return serve(settings, args.host, args.port, telegram_polling=args.telegram_polling)
     if args.command == "index" and args.status:
