@@ -8,7 +8,6 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
 from bot.limits import Limits, user_key
-from bot.log_context import bind_message
 from bot.metrics import Metrics
 from bot.settings import Settings
 from handlers.messages import IncomingMessage, Reply, SourceRef
@@ -64,24 +63,22 @@ class Pipeline:
         self.limits = limits  # the LLM token budgets; None: unlimited
 
     async def handle(self, msg: IncomingMessage) -> Reply:
-        # Log lines carry the message's id (the dispatcher's or the API's, when already bound).
-        with bind_message(f"{msg.channel}:{msg.message_id}", override=False):
-            timings = Timings(self._stage_failed)
-            started = time.perf_counter()
-            reply = await self._handle(msg, timings)
-            timings["total"] = (time.perf_counter() - started) * 1000
-            reply.timings = dict(timings)
-            self.metrics.observe_stages(reply.timings)
-            log.info(
-                "answered %s message %s (declined=%s, voice=%s) in %.0f ms",
-                msg.thread_id,
-                msg.message_id,
-                reply.declined,
-                reply.voice is not None,
-                timings["total"],
-                extra={"thread_id": msg.thread_id},
-            )
-            return reply
+        timings = Timings(self._stage_failed)
+        started = time.perf_counter()
+        reply = await self._handle(msg, timings)
+        timings["total"] = (time.perf_counter() - started) * 1000
+        reply.timings = dict(timings)
+        self.metrics.observe_stages(reply.timings)
+        log.info(
+            "answered %s message %s (declined=%s, voice=%s) in %.0f ms",
+            msg.thread_id,
+            msg.message_id,
+            reply.declined,
+            reply.voice is not None,
+            timings["total"],
+            extra={"thread_id": msg.thread_id},  # message_id: bot.log_context's, on every line
+        )
+        return reply
 
     def _stage_failed(self, stage: str, error: Exception) -> None:
         if not isinstance(error, AudioError):  # unusable audio is the user's, not a failure
