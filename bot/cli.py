@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 from bot.components import Components, open_components
 from bot.errors import BotError
+from bot.log_context import bind_message
 from bot.logs import setup_logging
 from bot.settings import Settings, load_settings
 from handlers.messages import IncomingMessage, Media, Reply
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> int:
     except BotError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    setup_logging(settings.log_level)
+    setup_logging(settings.log_level, settings.log_format)
     if args.command == "serve":
         return serve(settings, args.host, args.port, telegram_polling=args.telegram_polling)
     if args.command == "index" and args.status:
@@ -234,7 +235,8 @@ async def _ask_stdin(components: Components, chat_id: str, as_json: bool, stream
 async def _handle_safely(components: Components, message: IncomingMessage) -> Reply:
     """The pipeline's reply, or an apology when it fails unexpectedly (logged with context)."""
     try:
-        return await components.pipeline.handle(message)
+        with bind_message(f"{message.channel}:{message.message_id}"):
+            return await components.pipeline.handle(message)
     except Exception:
         log.exception("could not answer %s message %s", message.thread_id, message.message_id)
         return Reply(text=phrase("internal_error", message.language), error="InternalError")

@@ -9,6 +9,8 @@ from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass, field
 
+from bot.limits import Limits
+from bot.metrics import Metrics
 from bot.settings import Settings
 from handlers.pipeline import Pipeline
 from rag.agent import Agent, build_graph
@@ -38,6 +40,8 @@ class Components:
     agent: Agent
     pipeline: Pipeline
     vectors: VectorStore | None = None  # None: the vectors stay in the SQLite index
+    metrics: Metrics = field(default_factory=Metrics)
+    limits: Limits | None = None  # per-user rate limits and token budgets (bot.limits)
 
     runs: RunLog = field(init=False)
     _reindex_lock: asyncio.Lock = field(init=False, default_factory=asyncio.Lock)
@@ -130,27 +134,46 @@ class Components:
 
 
 @asynccontextmanager
-async def open_components(settings: Settings) -> AsyncIterator[Components]:
-    """Open every store and provider; close all that were opened on exit, or on a failure."""
+async def open_components(
+    settings: Settings, metrics: Metrics | None = None
+) -> AsyncIterator[Components]:
+    """Open every store and provider; close all that were opened on exit, or on a failure.
+
+    `metrics` (the web app's) hear of fallbacks, failures, tokens and timings."""
+    metrics = metrics or Metrics()
     async with AsyncExitStack() as stack:
         index = IndexStore(settings.path("index.sqlite3"))
         stack.callback(index.close)
         conversations = await stack.enter_async_context(
             ConversationStore(settings.path("conversations.sqlite3"))
         )
-        speech = build_speech(settings)
+        limits = Limits.from_settings(settings)
+        stack.push_async_callback(limits.close)
+        speech = build_speech(settings, metrics)
         stack.push_async_callback(speech.aclose)
         embedder = build_embedder(settings)
         vectors = build_vector_store(settings)
         if vectors is not None:
             stack.push_async_callback(vectors.aclose)
         graph = build_graph(
-            build_retriever(settings, index, embedder, vectors),
+            build_retriever(settings, index, embedder, vectors, metrics),
             conversations.checkpointer,
-            build_chat_model(settings),
+            build_chat_model(settings, metrics),
             top_k=settings.retrieval_top_k,
+            observer=metrics,
         )
         agent = Agent(graph, conversations)
-        pipeline = Pipeline(settings, speech, agent)
+        pipeline = Pipeline(settings, speech, agent, metrics=metrics, limits=limits)
         await conversations.expire(settings.thread_ttl_days * 86400)
-        yield Components(settings, index, embedder, conversations, speech, agent, pipeline, vectors)
+        yield Components(
+            settings,
+            index,
+            embedder,
+            conversations,
+            speech,
+            agent,
+            pipeline,
+            vectors,
+            metrics=metrics,
+            limits=limits,
+        )

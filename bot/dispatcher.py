@@ -14,6 +14,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from bot.errors import PermanentDeliveryError, TransientDeliveryError
+from bot.log_context import bind_message
 from storage.inbox import Inbox, InboxItem
 
 log = logging.getLogger(__name__)
@@ -120,17 +121,21 @@ class Dispatcher:
         return min(self.policy.poll_seconds, max(due, 0.01))
 
     async def _run(self, item: InboxItem) -> None:
-        try:
-            await self._attempt(item)
-        except asyncio.CancelledError:
-            raise
-        except Exception:
-            # Only the inbox's own bookkeeping gets here (after its retries): the message
-            # stays leased until the next start, which resumes it.
-            log.exception("could not record the outcome of %s message %s", item.chat_key, item.id)
-        finally:
-            self._running.pop(item.id, None)
-            self.wake()
+        # Every log line about this message, down to the speech and rag workers, carries its id.
+        with bind_message(f"{item.channel}:{item.message_id}"):
+            try:
+                await self._attempt(item)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                # Only the inbox's own bookkeeping gets here (after its retries): the message
+                # stays leased until the next start, which resumes it.
+                log.exception(
+                    "could not record the outcome of %s message %s", item.chat_key, item.id
+                )
+            finally:
+                self._running.pop(item.id, None)
+                self.wake()
 
     async def _book(self, write: Callable[[], Awaitable[None]], what: str) -> None:
         """An inbox write, retried a few times: losing it would re-run or stall the message."""
@@ -148,6 +153,7 @@ class Dispatcher:
         context = (
             f"{item.chat_key} message {item.message_id} (inbox {item.id}, attempt {item.attempts})"
         )
+        log.debug("processing %s", context)
         try:
             await self.process(item)
         except asyncio.CancelledError:

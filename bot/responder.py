@@ -7,15 +7,17 @@ parts not yet delivered and never asks the agent twice.
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from contextlib import AbstractAsyncContextManager
 from typing import Protocol
 
 from bot.components import Components
+from bot.limits import user_key
 from bot.settings import Settings
 from handlers.commands import CommandContext, run_command
 from handlers.messages import IncomingMessage, Media, Reply
-from rag.language import phrase
+from rag.language import phrase, wait_phrase
 from speech.language import language_code
 from storage.chat_prefs import ChatPrefs, ChatPrefsStore
 from storage.inbox import Inbox, InboxItem
@@ -78,13 +80,32 @@ class Responder:
             await self.inbox.save_reply(
                 item.id, reply.to_stored(), reply.voice.data if reply.voice else None
             )
-        await channel.deliver(item, reply, item.sent_parts, self._recorder(item))
+        await self._deliver(channel, item, reply)
+        kind = item.kind
+        if kind == "message":
+            kind = "text" if channel.media(item) is None else "voice"
+        self.components.metrics.message(item.channel, kind)
 
     async def apologize(self, item: InboxItem, error: BaseException) -> None:
         channel = self.channels[item.channel]
         language = self._language(item, self.prefs.get(item.chat_key))
         reply = Reply(text=phrase("internal_error", language), language=language)
-        await channel.deliver(item, reply, item.sent_parts, self._recorder(item), prefix="apology:")
+        await self._deliver(channel, item, reply, prefix="apology:")
+
+    async def _deliver(
+        self, channel: Channel, item: InboxItem, reply: Reply, prefix: str = ""
+    ) -> None:
+        """Send the parts not sent yet; the time it took and its failures go to the metrics."""
+        metrics = self.components.metrics
+        started = time.perf_counter()
+        try:
+            await channel.deliver(item, reply, item.sent_parts, self._recorder(item), prefix)
+        except Exception:
+            metrics.stage_error("send")
+            raise
+        took = time.perf_counter() - started
+        metrics.stage_seconds("send", took)
+        log.debug("delivered %s%s reply in %.0f ms", prefix, item.chat_key, took * 1000)
 
     def _recorder(self, item: InboxItem) -> Callable[[str], Awaitable[None]]:
         async def record(part: str) -> None:
@@ -112,6 +133,9 @@ class Responder:
             return await run_command(payload["command"], payload.get("args", []), context)
         if item.kind in ("unsupported", "refused"):
             return Reply(text=phrase(item.kind, language), language=language, error=item.kind)
+        limited = await self._over_rate_limit(item, language)
+        if limited is not None:
+            return limited
         media = channel.media(item)
         voice = wants_voice(self.components.settings, prefs, spoken=media is not None)
         message = IncomingMessage(
@@ -128,3 +152,27 @@ class Responder:
         )
         async with channel.activity(item, voice):
             return await self.components.pipeline.handle(message)
+
+    async def _over_rate_limit(self, item: InboxItem, language: str | None) -> Reply | None:
+        """A polite "try again in ..." when the user is over a rate limit (questions only:
+        commands and refusals are free); None to answer. Counted once per message."""
+        limits = self.components.limits
+        if limits is None:
+            return None
+        user = user_key(item.channel, item.payload.get("user_id") or item.chat_id)
+        verdict = await limits.admit(user, key=item.message_id)
+        if verdict.allowed:
+            return None
+        log.info(
+            "%s is over the per-%s limit; asked to wait %.0f s",
+            user,
+            verdict.window,
+            verdict.retry_after_s,
+        )
+        self.components.metrics.limited(item.channel, verdict.window or "rate")
+        wait = wait_phrase(verdict.retry_after_s, language)
+        return Reply(
+            text=phrase("rate_limited", language).format(wait=wait),
+            language=language,
+            error="RateLimited",
+        )

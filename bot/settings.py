@@ -108,6 +108,9 @@ class Settings(BaseSettings):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field(
         "INFO", description="Logging threshold."
     )
+    log_format: Literal["text", "json"] = Field(
+        "text", description="Log lines as text (a terminal) or JSON objects (a log collector)."
+    )
     reindex_on_start: bool = Field(True, description="Incrementally re-index when serve starts.")
 
     # --- audio -----------------------------------------------------------------------------
@@ -236,6 +239,28 @@ class Settings(BaseSettings):
             if not re.fullmatch(r"[\x21-\x7e]{16,256}", key.get_secret_value()):
                 raise ValueError("a key must be 16-256 printable ASCII characters, no spaces")
         return value
+
+    # --- limits --------------------------------------------------------------------------
+    rate_limit_per_minute: int = Field(
+        10, ge=0, description="Questions one user may ask per minute; 0: no limit."
+    )
+    rate_limit_per_hour: int = Field(
+        100, ge=0, description="Questions one user may ask per hour; 0: no limit."
+    )
+    rate_limit_per_day: int = Field(
+        500, ge=0, description="Questions one user may ask per 24 hours; 0: no limit."
+    )
+    llm_daily_tokens_per_user: int = Field(
+        0, ge=0, description="LLM tokens one user may use per 24 hours, then extractive; 0: no cap."
+    )
+    llm_daily_tokens_total: int = Field(
+        0,
+        ge=0,
+        description="LLM tokens all users may use per 24 hours, then extractive; 0: no cap.",
+    )
+    max_text_chars: int = Field(
+        2000, gt=0, description="Longest typed question, in characters; longer gets a polite note."
+    )
 
     # --- vector store ----------------------------------------------------------------------
     pinecone_api_key: SecretStr | None = Field(

@@ -1,5 +1,5 @@
-"""The aiohttp web app that `serve` runs: health, the channels' webhooks and the dispatcher,
-the HTTP API and web chat (bot.api), and the re-index schedule."""
+"""The aiohttp web app that `serve` runs: health, readiness and metrics, the channels'
+webhooks and the dispatcher, the HTTP API and web chat (bot.api), and the re-index schedule."""
 
 from __future__ import annotations
 
@@ -14,6 +14,8 @@ from aiohttp import web
 
 from bot.components import Components, open_components
 from bot.messaging import Messaging
+from bot.metrics import CONTENT_TYPE, Metrics
+from bot.probes import not_ready, provider_states
 from bot.scheduler import describe_schedule, start_scheduler
 from bot.settings import Settings
 from rag.errors import RagError
@@ -23,6 +25,7 @@ log = logging.getLogger(__name__)
 COMPONENTS = web.AppKey("components", Components)
 STATE = web.AppKey("state", dict)
 MESSAGING = web.AppKey("messaging", Messaging)
+METRICS = web.AppKey("metrics", Metrics)
 
 
 def create_app(
@@ -34,13 +37,18 @@ def create_app(
     object out of the garbage collector's sight (a full collection over them stalled webhook
     answers ~100 ms; bench.telegram_webhook). Not for a process that builds many apps."""
     app = web.Application()
-    app[STATE] = {"started_at": time.time(), "models": "loading"}
+    app[STATE] = {"started_at": time.time(), "models": "loading", "stores": "closed"}
+    metrics = app[METRICS] = Metrics()  # one registry per app
     messaging = app[MESSAGING] = Messaging(settings, telegram_polling=telegram_polling)
     app.add_routes(messaging.routes())
 
     async def lifecycle(app: web.Application) -> AsyncIterator[None]:
-        async with open_components(settings) as components, messaging.running(components):
+        async with (
+            open_components(settings, metrics) as components,
+            messaging.running(components),
+        ):
             app[COMPONENTS] = components
+            app[STATE]["stores"] = "open"
             tasks = [
                 asyncio.create_task(_warm_up(app, freeze_gc), name="warm-up"),
                 asyncio.create_task(_expire_conversations(app), name="expire-conversations"),
@@ -49,6 +57,7 @@ def create_app(
                 tasks.append(asyncio.create_task(_index(app), name="index-on-start"))
             scheduler = start_scheduler(components)
             yield
+            app[STATE]["stores"] = "closing"
             if scheduler is not None:
                 scheduler.shutdown(wait=False)  # cancels a scheduled run in progress
             for task in tasks:
@@ -60,6 +69,8 @@ def create_app(
     from bot.api import http_routes  # imported here: bot.api reads this module's app keys
 
     app.add_routes(http_routes(settings))
+    app.router.add_get("/ready", ready)
+    app.router.add_get("/metrics", metrics_page)
     return app
 
 
@@ -84,6 +95,7 @@ async def _warm_up(app: web.Application, freeze_gc: bool = False) -> None:
         try:
             await warm_embedder()
         except Exception:
+            app[STATE]["embeddings"] = "failed"
             log.exception("loading the embeddings model failed; retrieval falls back to BM25")
     if app[STATE]["models"] == "loading":
         app[STATE]["models"] = "ready"
@@ -119,8 +131,29 @@ async def health(request: web.Request) -> web.Response:
             "last_run": runs[0].to_json() if runs else None,
         },
         "providers": components.providers,
+        "provider_states": provider_states(components, request.app[STATE]),
         "models": request.app[STATE]["models"],
         "channels": sorted(request.app[MESSAGING].channels),
         "inbox": (await request.app[MESSAGING].inbox.stats()).__dict__,
     }
     return web.json_response(body)
+
+
+async def ready(request: web.Request) -> web.Response:
+    """200 once the stores are open, the speech models loaded and the first index built; else
+    503 with the reasons (for a load balancer or an orchestrator)."""
+    app = request.app
+    reasons = await not_ready(app[STATE], app.get(COMPONENTS), app[MESSAGING].inbox)
+    if reasons:
+        return web.json_response({"ready": False, "reasons": reasons}, status=503)
+    return web.json_response({"ready": True})
+
+
+async def metrics_page(request: web.Request) -> web.Response:
+    """The Prometheus text format; the inbox gauges are read now."""
+    app = request.app
+    try:
+        app[METRICS].set_inbox(await app[MESSAGING].inbox.stats())
+    except Exception:
+        log.exception("could not read the inbox for /metrics; its gauges keep their last values")
+    return web.Response(body=app[METRICS].render(), headers={"Content-Type": CONTENT_TYPE})

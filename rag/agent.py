@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import Annotated, Any, TypedDict
 
 from langchain_core.messages import BaseMessage
-from langchain_core.runnables import Runnable
+from langchain_core.runnables import Runnable, RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
@@ -20,6 +20,7 @@ from rag.answer_extractive import extractive_answer, stemmed_terms
 from rag.errors import ModelError
 from rag.language import detect_language, phrase, small_talk
 from rag.llm import CITATION, generate_answer, rewrite_query
+from rag.observe import NO_OBSERVER, RagObserver
 from rag.types import Chunk, Hit, RetrievalResult, Retriever
 from speech.language import language_code
 from storage.conversations import ConversationStore
@@ -111,22 +112,36 @@ def build_graph(
     checkpointer: BaseCheckpointSaver[Any],
     model: Runnable[list[BaseMessage], BaseMessage] | None = None,
     top_k: int = 4,
+    observer: RagObserver = NO_OBSERVER,
 ) -> CompiledStateGraph[Any, Any, Any, Any]:
-    """Compile the agent with its checkpointer; `model` None means the extractive answerer."""
+    """Compile the agent with its checkpointer; `model` None means the extractive answerer.
 
-    async def contextualize(state: AgentState) -> dict[str, Any]:
+    A turn invoked with `configurable.use_model=False` (a spent token budget) answers without
+    the model. Fallbacks and failures are reported to `observer`."""
+
+    def use_model(config: RunnableConfig) -> bool:
+        return model is not None and bool(config.get("configurable", {}).get("use_model", True))
+
+    async def contextualize(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         started = time.perf_counter()
         question = state["question"]
         kind = small_talk(question)
+        timings = {"contextualize": 0.0}
         if kind is not None:
-            return {"queries": [], "small_talk": kind, "timings": {"contextualize": _ms(started)}}
+            timings["contextualize"] = _ms(started)
+            return {"queries": [], "small_talk": kind, "tokens": 0, "timings": timings}
         queries = candidate_queries(question, state.get("last_query"))
-        if model is not None and state.get("history"):
+        tokens = 0
+        if model is not None and use_model(config) and state.get("history"):
             try:
-                queries = [await rewrite_query(model, state["history"], question)]
+                query, tokens = await rewrite_query(model, state["history"], question)
+                queries = [query]
             except ModelError as exc:
                 log.warning("falling back to heuristic query rewrite: %s", exc)
-        return {"queries": queries, "small_talk": None, "timings": {"contextualize": _ms(started)}}
+                observer.stage_error("retrieve")
+                observer.fallback("query_rewrite", "llm", "heuristic")
+        timings["contextualize"] = _ms(started)
+        return {"queries": queries, "small_talk": None, "tokens": tokens, "timings": timings}
 
     async def retrieve(state: AgentState) -> dict[str, Any]:
         started = time.perf_counter()
@@ -138,6 +153,13 @@ def build_graph(
                 chosen = result
                 break
         assert chosen is not None
+        log.debug(
+            "retrieved %d passages for %r (coverage %.2f, covered=%s)",
+            len(chosen.hits),
+            chosen.query[:80],
+            chosen.coverage,
+            chosen.covered,
+        )
         return {
             "query": chosen.query,
             "hits": [_hit_to_state(h) for h in chosen.hits],
@@ -149,15 +171,18 @@ def build_graph(
     def route(state: AgentState) -> str:
         return "answer" if state["covered"] and state["hits"] else "decline"
 
-    async def answer(state: AgentState) -> dict[str, Any]:
+    async def answer(state: AgentState, config: RunnableConfig) -> dict[str, Any]:
         started = time.perf_counter()
         hits = [_hit_from_state(h) for h in state["hits"]]
         language = state.get("language")
         # A weak emotion reading shapes neither answerer's tone.
         emotion = state.get("emotion") if state.get("emotion_score", 0.0) >= 0.5 else None
         tone = phrase(emotion, language) if emotion else ""
-        text, cited, declined, tokens, spoken = "", [], False, 0, ""
-        if model is not None:
+        text, cited, declined, tokens, spoken = "", [], False, state.get("tokens", 0), ""
+        if model is not None and not use_model(config):
+            log.info("the LLM token budget is spent; answering extractively")
+            observer.fallback("llm_budget", "llm", "extractive")
+        elif model is not None:
             try:
                 reply = await generate_answer(
                     model, state["question"], hits, state.get("history", []), language, emotion
@@ -168,10 +193,12 @@ def build_graph(
                     renumber_citations(reply.text, reply.cited),
                     reply.cited,
                     reply.declined,
-                    reply.tokens,
+                    tokens + reply.tokens,
                 )
             except ModelError as exc:
                 log.error("every language model failed, answering extractively: %s", exc)
+                observer.stage_error("generate")
+                observer.fallback("llm", "llm", "extractive")
         if not text and not declined:
             extract = extractive_answer(state["query"], hits, language, tone)
             text, cited, spoken = extract.text, extract.cited, extract.spoken
@@ -200,7 +227,7 @@ def build_graph(
             "spoken": text,
             "cited": [],
             "declined": False,
-            "tokens": 0,
+            "tokens": state.get("tokens", 0),
             "history": _turn(state["question"], text),
             "timings": {"retrieve": 0.0, "generate": 0.0},
         }
@@ -209,7 +236,7 @@ def build_graph(
         return "chat" if state.get("small_talk") else "retrieve"
 
     async def decline(state: AgentState) -> dict[str, Any]:
-        return {**_declined(state), "tokens": 0, "timings": {"generate": 0.0}}
+        return {**_declined(state), "tokens": state.get("tokens", 0), "timings": {"generate": 0.0}}
 
     graph = StateGraph(AgentState)
     graph.add_node("contextualize", contextualize)
@@ -284,7 +311,11 @@ class Agent:
         language: str | None = None,
         emotion: str | None = None,
         emotion_score: float = 0.0,
+        *,
+        use_model: bool = True,
     ) -> AgentAnswer:
+        """Answer `question` in `thread_id`; `use_model=False` keeps the LLM out of this turn
+        (the extractive answerer answers, grounded and cited)."""
         language = language_code(language) or detect_language(question)
         lock = self._locks.setdefault(thread_id, asyncio.Lock())
         async with lock:
@@ -297,7 +328,7 @@ class Agent:
                     "emotion_score": emotion_score,
                     "timings": {"_reset": 1.0},
                 },
-                config={"configurable": {"thread_id": thread_id}},
+                config={"configurable": {"thread_id": thread_id, "use_model": use_model}},
             )
             await self.conversations.compact(thread_id)
         hits = [_hit_from_state(h) for h in state.get("hits", [])]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import re
 
 from speech.language import language_code
@@ -66,6 +67,19 @@ PHRASES: dict[str, dict[str, str]] = {
             "message. Please type your question or send a voice note."
         ),
         "refused": "Sorry, this assistant isn't available in this chat.",
+        "text_too_long": (
+            "That message is too long for me. Please keep it under {limit} characters, "
+            "or ask one question at a time."
+        ),
+        "rate_limited": (
+            "You've sent me a lot of questions in a short time. Please try again in {wait}."
+        ),
+        "wait_second": "a second",
+        "wait_seconds": "{n} seconds",
+        "wait_minute": "a minute",
+        "wait_minutes": "{n} minutes",
+        "wait_hour": "an hour",
+        "wait_hours": "{n} hours",
     },
     "id": {
         "from": "Dari",
@@ -118,6 +132,19 @@ PHRASES: dict[str, dict[str, str]] = {
             "bisa memahami jenis pesan ini. Silakan ketik pertanyaan Anda atau kirim pesan suara."
         ),
         "refused": "Maaf, asisten ini tidak tersedia di obrolan ini.",
+        "text_too_long": (
+            "Pesan itu terlalu panjang untuk saya. Mohon persingkat menjadi kurang dari {limit} "
+            "karakter, atau tanyakan satu per satu."
+        ),
+        "rate_limited": (
+            "Anda mengirim banyak pertanyaan dalam waktu singkat. Silakan coba lagi dalam {wait}."
+        ),
+        "wait_second": "1 detik",
+        "wait_seconds": "{n} detik",
+        "wait_minute": "1 menit",
+        "wait_minutes": "{n} menit",
+        "wait_hour": "1 jam",
+        "wait_hours": "{n} jam",
     },
 }
 
@@ -154,6 +181,21 @@ def phrase(key: str, language: str | None, default: str | None = None) -> str:
     if key in table:
         return table[key]
     return default if default is not None else PHRASES["en"][key]
+
+
+def wait_phrase(seconds: float, language: str | None) -> str:
+    """A wait in words, rounded up to whole seconds, minutes or hours: "3 minutes", "1 jam"."""
+    whole = max(1, math.ceil(seconds))
+    minutes = math.ceil(whole / 60)
+    if whole < 60:
+        unit, count = "second", whole
+    elif minutes < 60:
+        unit, count = "minute", minutes
+    else:
+        unit, count = "hour", math.ceil(whole / 3600)
+    if count == 1:
+        return phrase(f"wait_{unit}", language)
+    return phrase(f"wait_{unit}s", language).format(n=count)
 
 
 def small_talk(text: str) -> str | None:

@@ -5,15 +5,19 @@ from __future__ import annotations
 import logging
 import re
 from dataclasses import dataclass
+from typing import Any
 
+from langchain_core.callbacks import BaseCallbackHandler
 from langchain_core.language_models import BaseChatModel
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.outputs import LLMResult
 from langchain_core.runnables import Runnable
 from langchain_openai import ChatOpenAI
 
 from bot.settings import Settings
 from rag.errors import ModelError
 from rag.language import LANGUAGE_NAMES
+from rag.observe import NO_OBSERVER, RagObserver
 from rag.types import Hit
 from speech.language import language_code
 
@@ -62,10 +66,38 @@ class LlmAnswer:
     tokens: int
 
 
-def _model(settings: Settings, name: str) -> ChatOpenAI:
+class UsageReporter(BaseCallbackHandler):
+    """Reports one model's token usage, and its failures as a fall back to the next model."""
+
+    run_inline = True  # a counter update: no worker thread needed
+
+    def __init__(self, model: str, observer: RagObserver, next_model: str | None = None) -> None:
+        self.model = model
+        self.observer = observer
+        self.next_model = next_model
+
+    def on_llm_end(self, response: LLMResult, **kwargs: Any) -> None:
+        for generations in response.generations:
+            for generation in generations:
+                usage = getattr(getattr(generation, "message", None), "usage_metadata", None)
+                if usage:
+                    self.observer.llm_tokens(
+                        self.model, usage.get("input_tokens", 0), usage.get("output_tokens", 0)
+                    )
+
+    def on_llm_error(self, error: BaseException, **kwargs: Any) -> None:
+        if self.next_model is not None:
+            log.warning("model %s failed, trying %s: %s", self.model, self.next_model, error)
+            self.observer.fallback("llm", self.model, self.next_model)
+
+
+def _model(
+    settings: Settings, name: str, observer: RagObserver, next_model: str | None = None
+) -> ChatOpenAI:
     key = settings.openai_api_key
     return ChatOpenAI(
         model=name,
+        callbacks=[UsageReporter(name, observer, next_model)],
         base_url=settings.openai_base_url,
         api_key=key,
         timeout=settings.llm_timeout,
@@ -75,13 +107,17 @@ def _model(settings: Settings, name: str) -> ChatOpenAI:
     )
 
 
-def build_chat_model(settings: Settings) -> Runnable[list[BaseMessage], BaseMessage] | None:
-    """The configured model with its fallback, or None when no OPENAI_API_KEY is set."""
+def build_chat_model(
+    settings: Settings, observer: RagObserver = NO_OBSERVER
+) -> Runnable[list[BaseMessage], BaseMessage] | None:
+    """The configured model with its fallback, or None when no OPENAI_API_KEY is set; each
+    reports its tokens and failures to `observer`."""
     if settings.openai_api_key is None:
         return None
-    primary: BaseChatModel = _model(settings, settings.llm_model)
-    if settings.llm_fallback_model:
-        return primary.with_fallbacks([_model(settings, settings.llm_fallback_model)])
+    fallback = settings.llm_fallback_model
+    primary: BaseChatModel = _model(settings, settings.llm_model, observer, fallback)
+    if fallback:
+        return primary.with_fallbacks([_model(settings, fallback, observer)])
     return primary
 
 
@@ -109,15 +145,16 @@ def _tokens(message: BaseMessage) -> int:
 
 async def rewrite_query(
     model: Runnable[list[BaseMessage], BaseMessage], history: list[dict[str, str]], question: str
-) -> str:
-    """A standalone query for a follow-up question; raises ModelError when every model fails."""
+) -> tuple[str, int]:
+    """A standalone query for a follow-up question and the tokens it took; raises ModelError
+    when every model fails."""
     messages = [SystemMessage(REWRITE_SYSTEM), *_history(history), HumanMessage(question)]
     try:
         reply = await model.ainvoke(messages)
     except Exception as exc:
         raise ModelError(f"query rewrite failed: {exc}") from exc
     text = str(reply.content).strip().strip('"')
-    return text or question
+    return text or question, _tokens(reply)
 
 
 async def generate_answer(

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 
 from rag.errors import RagError
 from rag.index_store import ColumnWeights, IndexStore
+from rag.observe import NO_OBSERVER, RagObserver
 from rag.text import QueryTerm, analyze_query, fts_phrase, named_terms
 from rag.types import Chunk, Embedder, Hit, RetrievalResult, SimilarityCalibration
 from rag.vector_store import SqliteVectors, VectorStore
@@ -72,8 +73,10 @@ class HybridRetriever:
         config: RetrievalConfig | None = None,
         calibration: SimilarityCalibration | None = None,
         vectors: VectorStore | None = None,
+        observer: RagObserver = NO_OBSERVER,
     ) -> None:
         self.store = store
+        self.observer = observer
         self.embedder = embedder
         # Without a store of its own, an embedder's vectors are those kept in the index.
         if vectors is None and embedder is not None:
@@ -278,12 +281,22 @@ class HybridRetriever:
             return []
         try:
             vector = (await self.embedder.embed([query]))[0]
+        except RagError as exc:
+            return self._without_dense("embeddings", self.embedder.name, query, exc)
+        try:
             nearest = await self.vectors.query(vector, self.config.dense_candidates)
         except RagError as exc:
-            log.warning("dense retrieval skipped for %r: %s", query[:80], exc)
-            return []
+            return self._without_dense("vectors", self.vectors.name, query, exc)
         rowids = await asyncio.to_thread(self.store.chunk_rowids, [key for key, _ in nearest])
         return [(rowids[key], score) for key, score in nearest if key in rowids]
+
+    def _without_dense(
+        self, component: str, provider: str, query: str, exc: RagError
+    ) -> list[tuple[int, float]]:
+        log.warning("dense retrieval skipped for %r (%s failed): %s", query[:80], provider, exc)
+        self.observer.stage_error("retrieve")
+        self.observer.fallback(component, provider, "bm25")
+        return []
 
 
 def rrf(rankings: Sequence[Sequence[int]], k: int = 60) -> list[tuple[int, float]]:
@@ -300,6 +313,7 @@ def build_retriever(
     store: IndexStore,
     embedder: Embedder | None,
     vectors: VectorStore | None = None,
+    observer: RagObserver = NO_OBSERVER,
 ) -> HybridRetriever:
     """The retriever the bot uses: BM25, plus dense fusion when an embedder is configured (and
     its similarities in the covered decision when the embedder has a `calibration`); the
@@ -311,4 +325,5 @@ def build_retriever(
         min_coverage=settings.min_coverage,
         calibration=calibration,
         vectors=vectors,
+        observer=observer,
     )

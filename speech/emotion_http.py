@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import aiohttp
 
+from speech.observe import NO_OBSERVER, SpeechObserver
 from speech.pcm import pcm_to_wav
 from speech.types import EMOTION_LABELS, Emotion, EmotionLabel, Pcm
 
@@ -51,15 +52,27 @@ class HttpEmotionDetector:
 
     name = "http"
 
-    def __init__(self, url: str, *, timeout: float = 3.0) -> None:
+    def __init__(
+        self, url: str, *, timeout: float = 3.0, observer: SpeechObserver = NO_OBSERVER
+    ) -> None:
         self.url = url.rstrip("/") + "/predict"
         self.timeout = timeout
+        self.observer = observer
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> HttpEmotionDetector:
+    def from_settings(
+        cls, settings: Settings, observer: SpeechObserver = NO_OBSERVER
+    ) -> HttpEmotionDetector:
         if not settings.emotion_api_url:
             raise ValueError("EMOTION_API_URL is required for the HTTP emotion detector")
-        return cls(settings.emotion_api_url, timeout=settings.emotion_timeout)
+        return cls(settings.emotion_api_url, timeout=settings.emotion_timeout, observer=observer)
+
+    def _neutral(self, reason: str, *args: Any) -> Emotion:
+        """Log why the service gave no emotion, report the fallback, and assume neutral."""
+        logger.warning("emotion service %s " + reason, self.url, *args)
+        self.observer.stage_error("emotion")
+        self.observer.fallback("emotion", self.name, "neutral")
+        return NEUTRAL
 
     async def detect(self, text: str, pcm: Pcm | None = None) -> Emotion:
         form = aiohttp.FormData()
@@ -74,19 +87,13 @@ class HttpEmotionDetector:
             ):
                 if response.status != 200:
                     body = (await response.text())[:200]
-                    logger.warning(
-                        "emotion service %s answered %d: %s", self.url, response.status, body
-                    )
-                    return NEUTRAL
+                    return self._neutral("answered %d: %s", response.status, body)
                 payload = await response.json(content_type=None)
         except TimeoutError:
-            logger.warning("emotion service %s timed out after %.1f s", self.url, self.timeout)
-            return NEUTRAL
+            return self._neutral("timed out after %.1f s", self.timeout)
         except (aiohttp.ClientError, ValueError) as exc:
-            logger.warning("emotion service %s failed: %r", self.url, exc)
-            return NEUTRAL
+            return self._neutral("failed: %r", exc)
         emotion = parse_emotion(payload)
         if emotion is None:
-            logger.warning("emotion service %s gave no known label: %.200r", self.url, payload)
-            return NEUTRAL
+            return self._neutral("gave no known label: %.200r", payload)
         return emotion

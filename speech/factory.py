@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 from speech.emotion_http import HttpEmotionDetector
 from speech.emotion_local import LocalEmotionDetector
 from speech.ffmpeg import ffmpeg_binary, set_ffmpeg_binary
+from speech.observe import NO_OBSERVER, SpeechObserver
 from speech.spoken import spoken_form
 from speech.transcode import to_pcm16k, to_voice_note
 from speech.types import EmotionDetector, Pcm, SpeechToText, TextToSpeech, VoiceNote
@@ -94,11 +95,12 @@ def _build_tts(settings: Settings) -> TextToSpeech | None:
     return PiperTts.from_settings(settings)
 
 
-def build_speech(settings: Settings) -> SpeechServices:
-    """Providers per STT_PROVIDER, TTS_PROVIDER and EMOTION_API_URL; nothing is loaded yet."""
+def build_speech(settings: Settings, observer: SpeechObserver = NO_OBSERVER) -> SpeechServices:
+    """Providers per STT_PROVIDER, TTS_PROVIDER and EMOTION_API_URL; nothing is loaded yet.
+    `observer` hears of the emotion service's fallbacks to neutral."""
     set_ffmpeg_binary(settings.ffmpeg_binary)
     emotion: EmotionDetector = (
-        HttpEmotionDetector.from_settings(settings)
+        HttpEmotionDetector.from_settings(settings, observer)
         if settings.emotion_api_url
         else LocalEmotionDetector()
     )

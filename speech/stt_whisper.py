@@ -137,6 +137,7 @@ class WhisperStt:
             raise ProviderError("Whisper transcription failed") from exc
         if not text:
             raise NoSpeech(f"no words in {pcm.duration:.1f} s of audio")
+        logger.debug("transcribed %.1f s of audio (language %s)", pcm.duration, info.language)
         return Transcript(text=text, language=language_code(info.language) or language)
 
     async def transcribe(self, pcm: Pcm, language: str | None = None) -> Transcript:

@@ -92,7 +92,9 @@ class PiperTts:
             raise ProviderError("Piper synthesis failed") from exc
         if not any(chunks):
             raise ProviderError(f"Piper produced no audio for {text[:60]!r}")
-        return Pcm(gap.join(chunks), rate)
+        pcm = Pcm(gap.join(chunks), rate)
+        logger.debug("synthesized %d characters into %.1f s of audio", len(text), pcm.duration)
+        return pcm
 
     async def synthesize(self, text: str, language: str | None = None) -> Pcm:
         if not text.strip():

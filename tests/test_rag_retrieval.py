@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 
+from bot.metrics import Metrics
 from bot.settings import Settings
 from rag.embeddings import OpenAIEmbedder, build_embedder
 from rag.embeddings_local import LocalEmbedder
@@ -22,6 +23,7 @@ from rag.vector_pinecone import PineconeVectors
 from rag.vector_store import VectorItem, VectorStore, build_vector_store
 from tests.fakes.openai_api import FakeOpenAI, bag_of_words_vector
 from tests.fakes.pinecone_api import FakePinecone
+from tests.scrape import parse
 
 CORPUS = Path(__file__).parent / "fixtures" / "corpus_small"
 
@@ -294,12 +296,17 @@ async def test_a_failing_embedder_falls_back_to_bm25(
     )
     await embedder_vectors(store, embedder)
     fake_openai.fail_models.add("gone-model")
-    retriever = HybridRetriever(store, embedder, min_coverage=0.5)
+    metrics = Metrics()
+    retriever = HybridRetriever(store, embedder, min_coverage=0.5, observer=metrics)
     with caplog.at_level(logging.WARNING, logger="rag.retrieval"):
         result = await retriever.search("How do I bring back data from a snapshot?", 4)
     assert file_of(result.hits[0].chunk.source) == "backups.md"
     assert result.hits[0].score > 1  # a BM25 score, not a fused one
     assert "dense retrieval skipped" in caplog.text
+    scraped = parse(metrics.render().decode())
+    fallback = {"component": "embeddings", "from_": "gone-model", "to": "bm25"}
+    assert scraped.value("suara_provider_fallbacks_total", **fallback) == 1
+    assert scraped.value("suara_stage_errors_total", stage="retrieve") == 1
 
 
 async def embedder_vectors(store: IndexStore, embedder: OpenAIEmbedder) -> None:
@@ -326,7 +333,10 @@ async def test_a_failing_pinecone_falls_back_to_bm25(
     try:
         report = await index_sources([str(CORPUS)], store, embedder, vectors=vectors)
         assert report.errors == [] and fake_pinecone.ids("kb")
-        retriever = HybridRetriever(store, embedder, min_coverage=0.5, vectors=vectors)
+        metrics = Metrics()
+        retriever = HybridRetriever(
+            store, embedder, min_coverage=0.5, vectors=vectors, observer=metrics
+        )
         question = "How do I bring back data from a snapshot?"
         fused = await retriever.search(question, 4)
         assert fused.hits[0].score < 1 and fused.similarity is not None
@@ -337,6 +347,9 @@ async def test_a_failing_pinecone_falls_back_to_bm25(
         assert file_of(result.hits[0].chunk.source) == "backups.md" and result.covered
         assert result.hits[0].score > 1 and result.similarity is None  # BM25 alone
         assert "dense retrieval skipped" in caplog.text and "Pinecone query" in caplog.text
+        fallback = {"component": "vectors", "from_": vectors.name, "to": "bm25"}
+        scraped = parse(metrics.render().decode())
+        assert scraped.value("suara_provider_fallbacks_total", **fallback) == 1
     finally:
         await vectors.aclose()
         store.close()

@@ -131,7 +131,8 @@ async def test_http_sends_wav_and_text_and_reads_the_label(
 async def test_http_failures_fall_back_to_neutral_with_a_warning(
     emotion_api: FakeEmotionApi, caplog: pytest.LogCaptureFixture
 ) -> None:
-    detector = HttpEmotionDetector(emotion_api.url, timeout=0.3)
+    heard = Recorder()
+    detector = HttpEmotionDetector(emotion_api.url, timeout=0.3, observer=heard)
     caplog.set_level(logging.WARNING, logger="speech.emotion_http")
 
     emotion_api.status = 500
@@ -147,6 +148,22 @@ async def test_http_failures_fall_back_to_neutral_with_a_warning(
     assert await detector.detect("hello") == Emotion("neutral", 0.0)
     assert time.perf_counter() - started < 1.5
     assert "timed out" in caplog.text
+    assert heard.fallbacks == [("emotion", "http", "neutral")] * 3
+    assert heard.errors == ["emotion"] * 3
+
+
+class Recorder:
+    """A SpeechObserver that keeps what it hears."""
+
+    def __init__(self) -> None:
+        self.fallbacks: list[tuple[str, str, str]] = []
+        self.errors: list[str] = []
+
+    def fallback(self, component: str, source: str, target: str) -> None:
+        self.fallbacks.append((component, source, target))
+
+    def stage_error(self, stage: str) -> None:
+        self.errors.append(stage)
 
 
 def test_parse_emotion_accepts_label_or_emotion_and_clamps() -> None:
