@@ -9,6 +9,7 @@ import hashlib
 import hmac
 import ipaddress
 import logging
+import math
 import re
 import uuid
 import weakref
@@ -21,12 +22,15 @@ from aiohttp import web
 from bot.api_body import read_audio, read_message
 from bot.api_errors import ApiError, reply_status
 from bot.api_schema import schema_routes
+from bot.limits import user_key
+from bot.log_context import bind_message
 from bot.settings import Settings
 from bot.web import COMPONENTS
 from bot.webchat import page_routes
 from handlers.messages import IncomingMessage, Media, Reply
 from rag.errors import RagError
-from rag.language import phrase
+from rag.language import phrase, wait_phrase
+from speech.language import language_code
 
 log = logging.getLogger(__name__)
 
@@ -63,12 +67,20 @@ class Caller:
     def thread_id(self) -> str:
         return f"{self.channel}:{self.conversation_id}"
 
-    def message(self, **fields: Any) -> IncomingMessage:
+    @property
+    def limited_as(self) -> str:
+        """Whom the rate limits count: one conversation of one key (a key is a trusted program
+        that serves many people), or one browser's conversation on the web chat."""
+        if self.user_id == self.conversation_id:
+            return user_key(self.channel, self.conversation_id)
+        return user_key(self.channel, f"{self.user_id}/{self.conversation_id}")
+
+    def message(self, message_id: str, **fields: Any) -> IncomingMessage:
         return IncomingMessage(
             channel=self.channel,
             chat_id=self.conversation_id,
             user_id=self.user_id,
-            message_id=uuid.uuid4().hex,
+            message_id=message_id,
             **fields,
         )
 
@@ -214,43 +226,70 @@ class Api:
 
     def _handler(self, door: Door, kind: Literal["chat", "audio"]) -> Handler:
         async def handle(request: web.Request) -> web.StreamResponse:
-            caller: Caller | None = None
-            try:
-                caller = door.identify(request)
-                self._warn_if_open_to_others(door, request)
-                await self.before_pipeline(request, caller)
-                message = await self._read(request, caller, kind)
-                return await self._answer(request, caller, message)
-            except ApiError as exc:
-                conversation = caller.conversation_id if caller else "-"
-                level = logging.ERROR if exc.status >= 500 else logging.INFO
-                log.log(
-                    level,
-                    "%s %s refused (conversation %s): %s",
-                    request.method,
-                    request.path,
-                    conversation,
-                    exc,
-                )
-                return exc.response()
+            message_id = uuid.uuid4().hex  # every log line of this request carries it
+            with bind_message(f"{door.channel}:{message_id}"):
+                return await self._handle(request, door, kind, message_id)
 
         return handle
 
-    async def before_pipeline(self, request: web.Request, caller: Caller) -> None:
-        """Called for every authenticated request before its body is read and answered: the
-        place for a per-user rate limit (raise ApiError(429, ...)). `caller.user_id` is the API
-        key's fingerprint, or the browser's conversation id on the web chat."""
+    async def _handle(
+        self, request: web.Request, door: Door, kind: Literal["chat", "audio"], message_id: str
+    ) -> web.StreamResponse:
+        caller: Caller | None = None
+        try:
+            caller = door.identify(request)
+            self._warn_if_open_to_others(door, request)
+            await self.before_pipeline(request, caller, message_id)
+            message = await self._read(request, caller, kind, message_id)
+            return await self._answer(request, caller, message)
+        except ApiError as exc:
+            conversation = caller.conversation_id if caller else "-"
+            level = logging.ERROR if exc.status >= 500 else logging.INFO
+            log.log(
+                level,
+                "%s %s refused (conversation %s): %s",
+                request.method,
+                request.path,
+                conversation,
+                exc,
+            )
+            return exc.response()
+
+    async def before_pipeline(self, request: web.Request, caller: Caller, message_id: str) -> None:
+        """Called for every authenticated request before its body is read: the per-user rate
+        limits (429 with Retry-After), counted per `Caller.limited_as`."""
+        components = request.app[COMPONENTS]
+        if components.limits is None:
+            return
+        verdict = await components.limits.admit(caller.limited_as, key=message_id)
+        if verdict.allowed:
+            return
+        components.metrics.limited(caller.channel, verdict.window or "rate")
+        language = language_code(request.headers.get("Accept-Language", "").split(",")[0])
+        wait = wait_phrase(verdict.retry_after_s, language)
+        raise ApiError(
+            429,
+            "rate_limited",
+            phrase("rate_limited", language).format(wait=wait),
+            headers={"Retry-After": str(max(1, math.ceil(verdict.retry_after_s)))},
+            conversation_id=caller.conversation_id,
+            retry_after_s=math.ceil(verdict.retry_after_s),
+        )
 
     async def _read(
-        self, request: web.Request, caller: Caller, kind: Literal["chat", "audio"]
+        self,
+        request: web.Request,
+        caller: Caller,
+        kind: Literal["chat", "audio"],
+        message_id: str,
     ) -> IncomingMessage:
         voice_replies = self.settings.voice_replies
         if kind == "chat":
             text = await read_message(request, self.settings.api_max_body_bytes)
-            return caller.message(text=text, want_voice=voice_replies == "always")
+            return caller.message(message_id, text=text, want_voice=voice_replies == "always")
         upload = await read_audio(request, self.settings.max_audio_bytes)
         media = Media(mime_type=upload.mime_type, data=upload.data)
-        return caller.message(media=media, want_voice=voice_replies != "never")
+        return caller.message(message_id, media=media, want_voice=voice_replies != "never")
 
     async def _answer(
         self, request: web.Request, caller: Caller, message: IncomingMessage
@@ -274,6 +313,7 @@ class Api:
                     phrase("internal_error", message.language),
                     conversation_id=caller.conversation_id,
                 ) from exc
+        components.metrics.message(caller.channel, "voice" if message.media else "text")
         status, code = reply_status(reply)
         if status != 200:
             raise ApiError(

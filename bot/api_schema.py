@@ -44,6 +44,15 @@ _COMMON = {
     "404": _error("These endpoints are off on this server."),
     "413": _error("The body or the audio is larger than the limit."),
     "415": _error("Wrong Content-Type (or a non-audio `audio` part)."),
+    "429": {
+        **_error("Over a per-user rate limit (RATE_LIMIT_PER_MINUTE, _PER_HOUR, _PER_DAY)."),
+        "headers": {
+            "Retry-After": {
+                "description": "Seconds until the next question is allowed.",
+                "schema": {"type": "integer"},
+            }
+        },
+    },
     "500": _error("Answering failed unexpectedly; the error is logged."),
     "503": _error("The knowledge base is not indexed yet, or the speech service is down."),
 }
@@ -234,6 +243,10 @@ OPENAPI: dict[str, Any] = {
                     },
                     "conversation_id": {"type": "string"},
                     "language": {"type": ["string", "null"]},
+                    "retry_after_s": {
+                        "type": "integer",
+                        "description": "Seconds until the next question is allowed (429).",
+                    },
                 },
             },
         },

@@ -54,6 +54,9 @@ async def api(
         max_audio_bytes=MAX_AUDIO,
         max_audio_seconds=8.0,
         stt_language="en",
+        rate_limit_per_minute=0,  # test_a_conversation_over_the_rate_limit_gets_429 has its own
+        rate_limit_per_hour=0,
+        rate_limit_per_day=0,
     )
     client = TestClient(TestServer(create_app(settings)))
     await client.start_server()
@@ -332,6 +335,32 @@ async def test_unusable_audio_gets_422_with_the_pipelines_polite_message(api: Ap
         assert body["conversation_id"] == "bad-audio"
 
 
+async def test_a_conversation_over_the_rate_limit_gets_429_with_retry_after(
+    settings_factory: SettingsFactory, tmp_path: Path
+) -> None:
+    settings = settings_factory(
+        data_dir=tmp_path, knowledge_sources=[HANDBOOK], api_keys=KEY, rate_limit_per_minute=2
+    )
+    async with TestClient(TestServer(create_app(settings))) as limited:
+        for _ in range(2):
+            await ask(limited, "busy", "How long can I borrow a book?")
+        refused = await ask(limited, "busy", "And a laptop?", 429)
+        assert refused["error"] == "rate_limited" and 50 <= refused["retry_after_s"] <= 60
+        assert "try again" in refused["message"].lower()
+        response = await limited.post(
+            "/v1/chat",
+            headers={"X-API-Key": KEY, "X-Conversation-Id": "busy", "Accept-Language": "id-ID"},
+            json={"message": "Berapa lama?"},
+        )
+        assert response.status == 429 and 50 <= int(response.headers["Retry-After"]) <= 60
+        indonesian = (await response.json())["message"]
+        assert indonesian != refused["message"] and "coba" in indonesian.lower()
+        await ask(limited, "another", "How long can I borrow a book?")  # its own count
+        metrics = await (await limited.get("/metrics")).text()
+    assert 'suara_limited_total{channel="api",limit="minute"} 2.0' in metrics
+    assert 'suara_messages_total{channel="api",kind="text"} 3.0' in metrics
+
+
 def test_pipeline_outcomes_map_to_statuses() -> None:
     assert reply_status(Reply(text="An answer")) == (200, "ok")
     assert reply_status(Reply(text="Not covered", declined=True)) == (200, "ok")
@@ -404,7 +433,7 @@ async def test_the_openapi_description_matches_the_served_routes(api: Api) -> No
             served.add((path, route.method.lower()))
     documented = {(path, method) for path, item in doc["paths"].items() for method in item}
     assert served == documented
-    answering = {"200", "400", "401", "404", "413", "415", "500", "503"}
+    answering = {"200", "400", "401", "404", "413", "415", "429", "500", "503"}
     for path in ["/v1/chat", "/web/chat"]:
         assert set(doc["paths"][path]["post"]["responses"]) == answering
     for path in ["/v1/audio", "/web/audio"]:
