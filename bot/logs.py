@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import logging
 
-NOISY = ("httpx", "httpcore", "openai", "faster_whisper", "aiosqlite", "asyncio", "urllib3")
+NOISY = (
+    "httpx",
+    "httpcore",
+    "openai",
+    "faster_whisper",
+    "aiosqlite",
+    "asyncio",
+    "urllib3",
+    "twilio",
+)
 
 
 def setup_logging(level: str = "INFO") -> None:
