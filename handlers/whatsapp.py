@@ -209,7 +209,7 @@ class WhatsAppChannel:
     async def health(self) -> dict[str, Any]:
         return {
             "failed_deliveries": await self.failures.count(CHANNEL),
-            "voice_replies_served": await self.media_store.count(),
+            "voice_replies_kept": await self.media_store.count(),
         }
 
     # --- accepting -------------------------------------------------------------------------

@@ -5,6 +5,7 @@ and on a second host, and real synthesized speech."""
 from __future__ import annotations
 
 import asyncio
+import logging
 import re
 import socket
 import time
@@ -20,10 +21,12 @@ from aiohttp.test_utils import TestClient, TestServer
 from bot.errors import PermanentDeliveryError, SettingsError
 from bot.settings import PROJECT_DIR, Settings
 from bot.web import COMPONENTS, MESSAGING, create_app
+from handlers.messages import Reply
 from handlers.twilio_media import MediaDownloader
 from handlers.whatsapp import WhatsAppChannel
 from speech.errors import AudioTooLarge
-from storage.inbox import SqliteInbox
+from speech.types import VoiceNote
+from storage.inbox import InboxItem, SqliteInbox
 from tests.conftest import SettingsFactory
 from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.twilio_api import (
@@ -317,6 +320,33 @@ async def test_media_downloads_have_a_size_limit_and_only_http(
             await downloader.fetch("file:///etc/passwd", limit=10_000)
         with pytest.raises(PermanentDeliveryError, match="404"):
             await downloader.fetch(media_host.add("x", b"") + "-missing", limit=10_000)
+
+
+async def test_a_voice_reply_too_large_for_whatsapp_is_skipped_and_the_text_still_sent(
+    bot: Harness, caplog: pytest.LogCaptureFixture
+) -> None:
+    number = "+628120000014"
+    item = InboxItem(
+        id=10**9,
+        channel="whatsapp",
+        chat_id=number.lstrip("+"),
+        message_id="SM" + "12" * 16,
+        kind="message",
+        payload={"address": f"whatsapp:{number}"},
+        attempts=1,
+        received_at=time.time(),
+    )
+    reply = Reply(text="Short answer.", voice=VoiceNote(b"OggS" + bytes(16_000_000), 900.0))
+    recorded: list[str] = []
+
+    async def record(part: str) -> None:
+        recorded.append(part)
+
+    with caplog.at_level(logging.WARNING, logger="handlers.whatsapp"):
+        await bot.channel.deliver(item, reply, set(), record)
+    assert recorded == ["text:0"]
+    assert [m.body for m in bot.twilio.messages(f"whatsapp:{number}")] == ["Short answer."]
+    assert "over WhatsApp's 16 MB" in caplog.text
 
 
 async def test_unknown_media_tokens_get_404(bot: Harness) -> None:

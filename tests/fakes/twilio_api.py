@@ -12,7 +12,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from email.utils import formatdate
 from typing import Any
-from urllib.parse import urlsplit
 
 from aiohttp import web
 from twilio.request_validator import RequestValidator
@@ -339,8 +338,3 @@ def status_callback(
 def signature(url: str, fields: dict[str, str], token: str = AUTH_TOKEN) -> str:
     """X-Twilio-Signature exactly as Twilio computes it for a form POST to `url`."""
     return str(RequestValidator(token).compute_signature(url, fields))
-
-
-def path_of(url: str) -> str:
-    parts = urlsplit(url)
-    return parts.path + (f"?{parts.query}" if parts.query else "")
