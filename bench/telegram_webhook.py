@@ -13,29 +13,21 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
-import socket
-import statistics
 import subprocess
 import tempfile
-import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
+from bench.webhook_load import Send, free_port, run_phases
 from tests.fakes.telegram_api import TOKEN, FakeTelegram, message_update
 from tests.serve_process import start_serve, wait_until_serving
 
 SECRET = "bench-secret"
-WARM_UP_SECONDS = 2.0
 HEADERS = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
 QUESTIONS = ["When is the library open?", "How do I reset my password?", "hello"]
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def start_server(data_dir: Path, port: int, fake: FakeTelegram) -> subprocess.Popen[bytes]:
@@ -54,70 +46,19 @@ def start_server(data_dir: Path, port: int, fake: FakeTelegram) -> subprocess.Po
     )
 
 
-async def health(session: aiohttp.ClientSession, url: str) -> dict[str, Any]:
-    async with session.get(f"{url}/health") as response:
-        body: dict[str, Any] = await response.json()
-        return body
-
-
-async def post(session: aiohttp.ClientSession, url: str, update: dict[str, Any]) -> float:
-    started = time.perf_counter()
+async def post(session: aiohttp.ClientSession, url: str, update: dict[str, Any]) -> None:
     async with session.post(f"{url}/telegram/webhook", json=update, headers=HEADERS) as response:
         await response.read()
         if response.status != 200:
             raise SystemExit(f"update {update['update_id']} got {response.status}")
-    return (time.perf_counter() - started) * 1000
 
 
-def updates(count: int, chats: int = 1000) -> list[dict[str, Any]]:
+def sends(session: aiohttp.ClientSession, url: str, count: int, chats: int = 1000) -> list[Send]:
+    """Update ids are unique across calls, so every update is new to the server."""
     return [
-        message_update(10_000 + i % chats, text=QUESTIONS[i % len(QUESTIONS)]) for i in range(count)
-    ]  # update ids are unique across calls, so every update is new to the server
-
-
-async def steady(
-    session: aiohttp.ClientSession, url: str, rate: float, seconds: float, quiet: bool = False
-) -> None:
-    """Open loop: one update every 1/rate s, whatever the answers' latency."""
-    batch = updates(int(rate * seconds))
-    tasks = []
-    started = time.perf_counter()
-    for i, update in enumerate(batch):
-        delay = started + i / rate - time.perf_counter()
-        if delay > 0:
-            await asyncio.sleep(delay)
-        tasks.append(asyncio.create_task(post(session, url, update)))
-    latencies = sorted(await asyncio.gather(*tasks))
-    elapsed = time.perf_counter() - started
-    p99 = latencies[int(len(latencies) * 0.99) - 1]
-    if quiet:
-        return
-    print(
-        f"steady {rate:.0f}/s for {seconds:.0f} s: {len(batch)} accepted in {elapsed:.2f} s; "
-        f"ack p50 {statistics.median(latencies):.2f} ms, p99 {p99:.2f} ms, "
-        f"max {latencies[-1]:.2f} ms"
-    )
-
-
-async def burst(session: aiohttp.ClientSession, url: str, count: int, clients: int) -> None:
-    """Closed loop: `clients` senders back to back; the sustained accepted rate."""
-    batch = updates(count)
-    queue = iter(batch)
-    latencies: list[float] = []
-
-    async def sender() -> None:
-        for update in queue:
-            latencies.append(await post(session, url, update))
-
-    started = time.perf_counter()
-    await asyncio.gather(*(sender() for _ in range(clients)))
-    elapsed = time.perf_counter() - started
-    latencies.sort()
-    print(
-        f"burst of {count} with {clients} concurrent senders: {count / elapsed:.0f} updates/s "
-        f"accepted; ack p50 {statistics.median(latencies):.2f} ms, "
-        f"p99 {latencies[int(len(latencies) * 0.99) - 1]:.2f} ms"
-    )
+        partial(post, session, url, message_update(10_000 + i % chats, text=QUESTIONS[i % 3]))
+        for i in range(count)
+    ]
 
 
 async def main(rate: float, seconds: float, count: int, clients: int) -> None:
@@ -130,28 +71,17 @@ async def main(rate: float, seconds: float, count: int, clients: int) -> None:
             connector = aiohttp.TCPConnector(limit=64)
             async with aiohttp.ClientSession(connector=connector) as session:
                 await wait_until_serving(url, models=True)
-                print(f"cpus: {os.cpu_count()}; server: python -m bot serve")
-                print("-- webhook path alone (the Bot API holds sends; nothing is answered)")
-                fake.hold()
-                # Warm-up, not measured: first requests, and the first answers (computed, then
-                # held at sending) all happen here.
-                await steady(session, url, rate, WARM_UP_SECONDS, quiet=True)
-                await steady(session, url, rate, seconds)
-                await burst(session, url, count, clients)
-                print("-- while the same process answers as fast as it can")
-                fake.release()
-                await steady(session, url, rate, seconds)
-                await burst(session, url, count, clients)
-                sent = 2 * (int(rate * seconds) + count) + int(rate * WARM_UP_SECONDS)
-                inbox = (await health(session, url))["inbox"]
-                stored = inbox["pending"] + inbox["done"] + inbox["parked"]
-                print(
-                    f"accepted {sent}, in the inbox {stored} "
-                    f"({inbox['done']} answered so far, {inbox['pending']} waiting): "
-                    + ("none lost" if stored == sent else f"{sent - stored} LOST")
+                await run_phases(
+                    session,
+                    url,
+                    partial(sends, session, url),
+                    fake.hold,
+                    fake.release,
+                    rate=rate,
+                    seconds=seconds,
+                    count=count,
+                    clients=clients,
                 )
-                if stored != sent:
-                    raise SystemExit(1)
         finally:
             server.terminate()
             server.wait(timeout=60)

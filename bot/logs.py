@@ -11,7 +11,16 @@ from pythonjsonlogger.json import JsonFormatter
 
 from bot.log_context import MessageIdFilter
 
-NOISY = ("httpx", "httpcore", "openai", "faster_whisper", "aiosqlite", "asyncio", "urllib3")
+NOISY = (
+    "httpx",
+    "httpcore",
+    "openai",
+    "faster_whisper",
+    "aiosqlite",
+    "asyncio",
+    "urllib3",
+    "twilio",
+)
 LogFormat = Literal["text", "json"]
 
 

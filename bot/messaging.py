@@ -6,7 +6,7 @@ import asyncio
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Protocol
+from typing import Any, Protocol, runtime_checkable
 
 from aiohttp import web
 
@@ -35,6 +35,36 @@ class ServedChannel(Channel, Protocol):
     async def stop(self) -> None: ...
 
 
+@runtime_checkable
+class ReportsHealth(Protocol):
+    """A channel with figures of its own for /health (the WhatsApp channel's failures)."""
+
+    async def health(self) -> dict[str, Any]: ...
+
+
+def _twilio_configured(settings: Settings) -> bool:
+    """Whether the WhatsApp channel is wanted; SettingsError naming what it lacks."""
+    given = {
+        "TWILIO_ACCOUNT_SID": settings.twilio_account_sid,
+        "TWILIO_AUTH_TOKEN": settings.twilio_auth_token,
+        "TWILIO_WHATSAPP_NUMBER": settings.twilio_whatsapp_number,
+        "PUBLIC_BASE_URL": settings.public_base_url,
+    }
+    if settings.twilio_account_sid is None:
+        if settings.twilio_auth_token is not None or settings.twilio_whatsapp_number is not None:
+            raise SettingsError(
+                "TWILIO_ACCOUNT_SID is required by TWILIO_AUTH_TOKEN / TWILIO_WHATSAPP_NUMBER"
+            )
+        return False
+    missing = [name for name, value in given.items() if value is None]
+    if missing:
+        raise SettingsError(
+            f"{', '.join(missing)} required for WhatsApp (TWILIO_ACCOUNT_SID is set);"
+            " PUBLIC_BASE_URL is the address Twilio calls, used to check its signatures"
+        )
+    return True
+
+
 class Messaging:
     """Built with the app (its routes are fixed then); `running(components)` serves it."""
 
@@ -53,9 +83,22 @@ class Messaging:
 
             telegram = TelegramChannel(settings, self.inbox, self.wake, polling=telegram_polling)
             self.channels[telegram.name] = telegram
+        if _twilio_configured(settings):
+            from handlers.whatsapp import WhatsAppChannel
+
+            whatsapp = WhatsAppChannel(settings, self.inbox, self.wake)
+            self.channels[whatsapp.name] = whatsapp
 
     def routes(self) -> list[web.RouteDef]:
         return [route for channel in self.channels.values() for route in channel.routes()]
+
+    async def health(self) -> dict[str, dict[str, Any]]:
+        """What each channel that reports on itself says, for /health."""
+        return {
+            name: await channel.health()
+            for name, channel in self.channels.items()
+            if isinstance(channel, ReportsHealth)
+        }
 
     def wake(self) -> None:
         if self.dispatcher is not None:

@@ -199,6 +199,28 @@ class Settings(BaseSettings):
         default_factory=list,
         description="Comma-separated chat/user ids or @usernames; empty: everyone.",
     )
+    twilio_account_sid: str | None = Field(
+        None, description="Twilio Account SID (AC...); enables the WhatsApp channel."
+    )
+    twilio_auth_token: SecretStr | None = Field(
+        None, description="Twilio Auth Token: authenticates REST calls and signs webhooks."
+    )
+    twilio_whatsapp_number: str | None = Field(
+        None, description="The bot's WhatsApp sender, whatsapp:+E164 (e.g. the sandbox number)."
+    )
+    twilio_api_base_url: str = Field(
+        "https://api.twilio.com",
+        description="Twilio REST API base; the only host that receives the credentials.",
+    )
+    twilio_allowed_numbers: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Comma-separated WhatsApp numbers (+E164) allowed to use the bot; empty: all.",
+    )
+    media_ttl: float = Field(
+        86400.0,
+        gt=0,
+        description="Seconds a voice reply stays downloadable at PUBLIC_BASE_URL/media/....",
+    )
     voice_replies: Literal["auto", "always", "never"] = Field(
         "auto", description="Voice notes in replies; auto: when the user spoke. /voice overrides."
     )
@@ -281,7 +303,9 @@ class Settings(BaseSettings):
         None, description="Pinecone's control-plane URL; default https://api.pinecone.io."
     )
 
-    @field_validator("knowledge_sources", "telegram_allowed_chats", mode="before")
+    @field_validator(
+        "knowledge_sources", "telegram_allowed_chats", "twilio_allowed_numbers", mode="before"
+    )
     @classmethod
     def _split_sources(cls, value: Any) -> Any:
         return _split_csv(value)
@@ -303,6 +327,22 @@ class Settings(BaseSettings):
             r"[A-Za-z0-9_-]{1,256}", value.get_secret_value()
         ):
             raise ValueError("must be 1-256 characters of A-Z, a-z, 0-9, _ and -")
+        return value
+
+    @field_validator("twilio_account_sid")
+    @classmethod
+    def _check_account_sid(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"AC[0-9a-fA-F]{32}", value):
+            raise ValueError("must be AC followed by 32 hexadecimal digits")
+        return value
+
+    @field_validator("twilio_whatsapp_number")
+    @classmethod
+    def _check_whatsapp_number(cls, value: str | None) -> str | None:
+        if value is not None and not re.fullmatch(r"whatsapp:\+[1-9][0-9]{5,14}", value):
+            raise ValueError(
+                "must be whatsapp:+ and the number in E.164, e.g. whatsapp:+14155238886"
+            )
         return value
 
     @model_validator(mode="after")

@@ -136,6 +136,9 @@ async def health(request: web.Request) -> web.Response:
         "channels": sorted(request.app[MESSAGING].channels),
         "inbox": (await request.app[MESSAGING].inbox.stats()).__dict__,
     }
+    channel_health = await request.app[MESSAGING].health()
+    if channel_health:
+        body["channel_health"] = channel_health
     return web.json_response(body)
 
 
