@@ -94,8 +94,53 @@ def _webhook(settings: Settings, info: Any) -> str:
 
 
 # --- Twilio (WhatsApp) ---------------------------------------------------------------------
-# The place for `async def twilio(settings, seconds) -> str` once the TWILIO_* settings exist:
-# fetch the account (GET {TWILIO_API_BASE_URL}/2010-04-01/Accounts/{TWILIO_ACCOUNT_SID}.json,
-# Basic auth) with the twilio client, raise ProbeError("... the auth token is wrong", fix=...)
-# on 401, and check that TWILIO_WHATSAPP_NUMBER is one of the account's senders if cheap. Then
-# list it in bot/doctor/checks.py (see the Twilio mark there).
+async def twilio(settings: Settings, seconds: float) -> str:
+    """Fetch the account with TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN through the twilio client,
+    at TWILIO_API_BASE_URL; the webhook URLs Twilio must be given, from PUBLIC_BASE_URL."""
+    import asyncio
+
+    import aiohttp
+    from twilio.base.exceptions import TwilioException
+    from twilio.http.async_http_client import AsyncTwilioHttpClient
+    from twilio.rest import Client
+
+    from handlers.whatsapp import WEBHOOK_PATH
+
+    assert settings.twilio_account_sid is not None and settings.twilio_auth_token is not None
+    sid, token = settings.twilio_account_sid, settings.twilio_auth_token.get_secret_value()
+    base = settings.twilio_api_base_url
+    http = AsyncTwilioHttpClient(timeout=seconds)
+    client = Client(sid, token, http_client=http, environment={"TWILIO_ACCOUNT_SID": sid})
+    client.api.base_url = base
+    try:
+        async with asyncio.timeout(seconds):
+            account = await client.api.v2010.account.fetch_async()
+    except TwilioException as exc:
+        status = getattr(exc, "status", None)
+        if status in (401, 403, 404):
+            raise ProbeError(
+                f"{base} refused TWILIO_ACCOUNT_SID / TWILIO_AUTH_TOKEN (HTTP {status}):"
+                " the auth token is wrong",
+                "copy the Account SID and Auth Token from the Twilio console into"
+                " TWILIO_ACCOUNT_SID and TWILIO_AUTH_TOKEN",
+            ) from exc
+        raise ProbeError(
+            f"Twilio answered: {_without(token, exc)}", "see Twilio's message above"
+        ) from exc
+    except (TimeoutError, aiohttp.ClientError, OSError) as exc:
+        raise ProbeError(
+            f"cannot reach {base}: {_without(token, exc)}",
+            "check TWILIO_API_BASE_URL and that this machine can reach it",
+        ) from exc
+    finally:
+        await http.close()
+    status = getattr(account, "status", None)
+    if status != "active":
+        raise ProbeError(
+            f"account {sid} is {status}", "reactivate the account in the Twilio console"
+        )
+    public = (settings.public_base_url or "").rstrip("/")
+    return (
+        f"account {account.friendly_name} ({status}); sender {settings.twilio_whatsapp_number};"
+        f" the sender's webhook must be {public}{WEBHOOK_PATH}"
+    )

@@ -26,6 +26,7 @@ from tests.fakes.openai_api import FakeOpenAI
 from tests.fakes.pinecone_api import FakePinecone
 from tests.fakes.prosa_ws import FakeProsa
 from tests.fakes.telegram_api import BOT_USERNAME, TOKEN, FakeTelegram
+from tests.fakes.twilio_api import ACCOUNT_SID, AUTH_TOKEN, WHATSAPP_NUMBER, FakeTwilio
 from tests.serve_process import HANDBOOK, cli_env
 
 PUBLIC = "https://bot.example.org"
@@ -51,6 +52,13 @@ async def fake_telegram() -> AsyncIterator[FakeTelegram]:
 
 
 @pytest.fixture
+async def fake_twilio() -> AsyncIterator[FakeTwilio]:
+    fake = await FakeTwilio().start()
+    yield fake
+    await fake.stop()
+
+
+@pytest.fixture
 async def fake_prosa() -> AsyncIterator[FakeProsa]:
     fake = await FakeProsa().start()
     yield fake
@@ -71,6 +79,7 @@ def services(
     fake_telegram: FakeTelegram,
     fake_prosa: FakeProsa,
     fake_emotion: FakeEmotionApi,
+    fake_twilio: FakeTwilio,
 ) -> dict[str, str]:
     """Settings that configure every service the doctor knows, each at its fake."""
     fake_pinecone.dimension = 256  # an index made for the fake embeddings
@@ -91,6 +100,10 @@ def services(
         "TELEGRAM_FILE_BASE_URL": fake_telegram.file_base_url,
         "TELEGRAM_WEBHOOK_SECRET": "doctor-test-secret",
         "PUBLIC_BASE_URL": PUBLIC,
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_WHATSAPP_NUMBER": WHATSAPP_NUMBER,
+        "TWILIO_API_BASE_URL": fake_twilio.origin,
     }
 
 
@@ -144,6 +157,8 @@ async def test_every_configured_service_passes(
     assert "0 vectors" in checks["pinecone"]["detail"]
     assert f"@{BOT_USERNAME}" in checks["telegram"]["detail"]
     assert f"{PUBLIC}/telegram/webhook" in checks["telegram"]["detail"]
+    assert "Suara tests (active)" in checks["twilio"]["detail"]
+    assert f"{PUBLIC}/whatsapp/webhook" in checks["twilio"]["detail"]
     assert "4 document(s)" in checks["knowledge"]["detail"]
     # Each service was really asked, with the configured credentials.
     assert len(fake_openai.calls("/v1/models")) == 2
@@ -162,7 +177,8 @@ async def test_offline_defaults_pass_and_services_show_as_skipped(
     assert code == 0, out
     for name in (*LOCAL_CHECKS, "whisper", "piper"):
         assert lines[name].startswith("✓"), lines[name]
-    for name in ("llm", "embeddings", "prosa", "pinecone", "telegram", "emotion-service"):
+    names = ("llm", "embeddings", "prosa", "pinecone", "telegram", "twilio", "emotion-service")
+    for name in names:
         assert lines[name].startswith("–") and "not configured" in lines[name], lines[name]
     assert "packaged Whisper base weights" in lines["whisper"]
     assert "no index yet" in lines["index"]
@@ -182,6 +198,7 @@ async def test_wrong_keys_fail_and_say_which_key_to_fix(
         "PROSA_API_KEY": "wrong",
         "PINECONE_API_KEY": "wrong",
         "TELEGRAM_BOT_TOKEN": "123456:wrong",
+        "TWILIO_AUTH_TOKEN": "0" * 32,
     }
     code, out = await doctor(monkeypatch, capsys, tmp_path, wrong, "--json")
 
@@ -194,11 +211,12 @@ async def test_wrong_keys_fail_and_say_which_key_to_fix(
         ("prosa", "PROSA_API_KEY"),
         ("pinecone", "PINECONE_API_KEY"),
         ("telegram", "TELEGRAM_BOT_TOKEN"),
+        ("twilio", "TWILIO_AUTH_TOKEN"),
     ):
         assert checks[name]["status"] == "fail", checks[name]
         assert "is wrong" in checks[name]["detail"], checks[name]
         assert key in checks[name]["fix"], checks[name]
-    assert "123456:wrong" not in out
+    assert "123456:wrong" not in out and "0" * 32 not in out
     assert all(checks[name]["status"] == "ok" for name in LOCAL_CHECKS)
 
 
@@ -229,6 +247,11 @@ async def test_unreachable_and_hanging_services_fail_quickly(
         "PINECONE_API_URL": f"http://{closed}",
         "TELEGRAM_BOT_TOKEN": TOKEN,
         "TELEGRAM_API_BASE_URL": f"http://{closed}/bot",
+        "TWILIO_ACCOUNT_SID": ACCOUNT_SID,
+        "TWILIO_AUTH_TOKEN": AUTH_TOKEN,
+        "TWILIO_WHATSAPP_NUMBER": WHATSAPP_NUMBER,
+        "TWILIO_API_BASE_URL": f"http://127.0.0.1:{hanging_port}",
+        "PUBLIC_BASE_URL": PUBLIC,
     }
     started = time.monotonic()
     try:
@@ -239,7 +262,7 @@ async def test_unreachable_and_hanging_services_fail_quickly(
 
     checks = by_name(out)
     assert code == 1
-    for name in ("embeddings", "prosa", "emotion-service", "pinecone", "telegram"):
+    for name in ("embeddings", "prosa", "emotion-service", "pinecone", "telegram", "twilio"):
         assert checks[name]["status"] == "fail", checks[name]
         assert "reach" in checks[name]["detail"] or "cannot use" in checks[name]["detail"]
         assert "this machine can reach it" in checks[name]["fix"]

@@ -133,6 +133,10 @@ CHECKS: tuple[Check, ...] = (
         channel.telegram,
         lambda s: _unless(s.telegram_bot_token is not None, "not configured (TELEGRAM_BOT_TOKEN)"),
     ),
-    # Twilio (WhatsApp): add Check("twilio", channel.twilio, <skip unless TWILIO_ACCOUNT_SID>)
-    # here once handlers/probes.py has it. Postgres and Redis join when they become settings.
+    Check(
+        "twilio",
+        channel.twilio,
+        lambda s: _unless(s.twilio_account_sid is not None, "not configured (TWILIO_ACCOUNT_SID)"),
+    ),
+    # Postgres and Redis join when they become settings.
 )
