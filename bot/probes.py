@@ -26,8 +26,13 @@ async def not_ready(
     models = state.get("models")
     if models != "ready":
         reasons.append(f"the speech models are {'loading' if models == 'loading' else 'failed'}")
-    if await asyncio.to_thread(components.index.chunk_count) == 0:
-        reasons.append("the first index is not built yet")
+    index = components.index
+    try:
+        empty = await asyncio.to_thread(lambda: index.document_count() + index.chunk_count() == 0)
+        if empty:
+            reasons.append("the first index is not built yet")
+    except Exception as exc:
+        reasons.append(f"the index cannot be read: {exc}")
     try:
         await inbox.stats()
     except Exception as exc:

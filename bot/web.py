@@ -116,30 +116,43 @@ async def _expire_conversations(app: web.Application, every_seconds: float = 360
 
 
 async def health(request: web.Request) -> web.Response:
+    """The detailed view: the stores, the index and its last run, each provider's state, the
+    channels and the inbox. 503 (status `failing`) when a store cannot be read."""
     components = request.app[COMPONENTS]
-    runs = await asyncio.to_thread(components.runs.last, 1)
-    running = components.reindex_running
+    messaging = request.app[MESSAGING]
+    store: dict[str, Any] = {"status": "ok", "index": str(components.index.path)}
+    index: dict[str, Any] = {"schedule": describe_schedule(components.settings)}
+    inbox: dict[str, Any] | None = None
+    try:
+        runs = await asyncio.to_thread(components.runs.last, 1)
+        index["documents"] = await asyncio.to_thread(components.index.document_count)
+        index["chunks"] = await asyncio.to_thread(components.index.chunk_count)
+        inbox = (await messaging.inbox.stats()).__dict__
+    except Exception as exc:
+        log.exception("/health: a store cannot be read")
+        store = {**store, "status": "error", "error": f"{type(exc).__name__}: {exc}"}
+        runs = []
+    # running, else the last run's: ok, failed, interrupted; none before the first run
+    index["status"] = (
+        "running" if components.reindex_running else (runs[0].status if runs else "none")
+    )
+    index["last_run"] = runs[0].to_json() if runs else None
+    failing = store["status"] != "ok"
     body: dict[str, Any] = {
-        "status": "ok",
+        "status": "failing" if failing else "ok",
         "uptime_s": round(time.time() - request.app[STATE]["started_at"], 1),
-        "index": {
-            # running, else the last run's: ok, failed, interrupted; none before the first run
-            "status": "running" if running else (runs[0].status if runs else "none"),
-            "documents": await asyncio.to_thread(components.index.document_count),
-            "chunks": await asyncio.to_thread(components.index.chunk_count),
-            "schedule": describe_schedule(components.settings),
-            "last_run": runs[0].to_json() if runs else None,
-        },
+        "store": store,
+        "index": index,
         "providers": components.providers,
         "provider_states": provider_states(components, request.app[STATE]),
         "models": request.app[STATE]["models"],
-        "channels": sorted(request.app[MESSAGING].channels),
-        "inbox": (await request.app[MESSAGING].inbox.stats()).__dict__,
+        "channels": sorted(messaging.channels),
+        "inbox": inbox,
     }
-    channel_health = await request.app[MESSAGING].health()
+    channel_health = await messaging.health()
     if channel_health:
         body["channel_health"] = channel_health
-    return web.json_response(body)
+    return web.json_response(body, status=503 if failing else 200)
 
 
 async def ready(request: web.Request) -> web.Response:

@@ -4,6 +4,7 @@ note through the fake Bot API, forced failures, and an LLM behind the fake OpenA
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
@@ -130,6 +131,21 @@ async def test_ready_is_503_until_the_first_index_and_the_models_then_200(
         assert states["stt"] == {"name": "openai", "state": "ready", "last_failure": None}
         assert states["llm"]["name"] == "gpt-4o-mini" and states["llm"]["state"] == "ready"
         assert states["embeddings"]["state"] == states["vectors"]["state"] == "off"
+        assert health["status"] == "ok" and health["store"]["status"] == "ok"
+
+        # A store that breaks under the running app (its table gone): /health says so with a
+        # 503, /ready takes the app out of rotation.
+        index_path = client.server.app[COMPONENTS].index.path
+        with sqlite3.connect(index_path) as broken:
+            broken.execute("DROP TABLE documents")
+        response = await client.get("/health")
+        failing = await response.json()
+        assert response.status == 503 and failing["status"] == "failing"
+        assert "no such table: documents" in failing["store"]["error"]
+        assert failing["index"]["status"] == "none" and failing["provider_states"]
+        response = await client.get("/ready")
+        assert response.status == 503
+        assert any("cannot be read" in reason for reason in (await response.json())["reasons"])
 
 
 def cited_answer(body: dict[str, Any]) -> str:
