@@ -7,11 +7,12 @@ from typing import Any
 
 from aiohttp import web
 
+from bot.errors import BotError
 from handlers.messages import Reply
 from speech.errors import AudioError, AudioTooLarge
 
 
-class ApiError(Exception):
+class ApiError(BotError):
     """A request the API refuses: an HTTP status, a stable code and a message for people."""
 
     def __init__(

@@ -7,18 +7,12 @@ from __future__ import annotations
 import time
 from typing import TYPE_CHECKING, Any
 
+from handlers.errors import ProbeError
+
 if TYPE_CHECKING:
     from bot.settings import Settings
 
 RECENT_ERROR_S = 3600.0  # a webhook delivery error younger than this fails the check
-
-
-class ProbeError(Exception):
-    """A channel check failed; `fix` says what to do about it."""
-
-    def __init__(self, message: str, fix: str) -> None:
-        super().__init__(message)
-        self.fix = fix
 
 
 async def telegram(settings: Settings, seconds: float) -> str:

@@ -12,7 +12,8 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Literal
 
-from handlers.probes import ProbeError as ChannelProbeError
+from bot.errors import BotError
+from handlers.errors import ProbeError as ChannelProbeError
 from rag.errors import ProbeError as RagProbeError
 from speech.errors import ProbeError as SpeechProbeError
 
@@ -24,7 +25,7 @@ log = logging.getLogger(__name__)
 Status = Literal["ok", "fail", "skip"]
 
 
-class CheckFailed(Exception):
+class CheckFailed(BotError):
     """A check of the doctor's own failed; `fix` says what to do about it."""
 
     def __init__(self, message: str, fix: str) -> None:
