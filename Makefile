@@ -41,6 +41,7 @@ bench: $(TEST_STAMP)
 	$(BIN)/python -m bench.pipeline
 	$(BIN)/python -m bench.indexing
 	$(BIN)/python -m bench.telegram_webhook
+	$(BIN)/python -m bench.http_api
 	$(BIN)/python -m bench.whatsapp_webhook
 	$(BIN)/python -m bench.retrieval.eval --corpus click
 	$(BIN)/python -m bench.retrieval.eval --corpus starlette

@@ -55,30 +55,39 @@ def is_loopback(host: str | None) -> bool:
         return False
 
 
+def key_fingerprint(key: str) -> str:
+    """A short, non-secret name of an API key, for threads, limits and logs."""
+    return "key-" + hashlib.sha256(_digest(key)).hexdigest()[:12]
+
+
 @dataclass(frozen=True)
 class Caller:
-    """Who asks (the channel and a user id) and in which conversation."""
+    """Who asks and in which conversation. On /v1 `user_id` is the key's fingerprint and the
+    conversation belongs to that key (`chat_id` = fingerprint/conversation), so two programs
+    using the same conversation id never share memory; on the web chat `user_id` is the
+    browser's address (a key in a page names nobody) and `chat_id` the conversation."""
 
     channel: str
     user_id: str
     conversation_id: str
+    chat_id: str
 
     @property
     def thread_id(self) -> str:
-        return f"{self.channel}:{self.conversation_id}"
+        return f"{self.channel}:{self.chat_id}"
 
     @property
     def limited_as(self) -> str:
         """Whom the rate limits count: one conversation of one key (a key is a trusted program
-        that serves many people), or one browser's conversation on the web chat."""
-        if self.user_id == self.conversation_id:
-            return user_key(self.channel, self.conversation_id)
-        return user_key(self.channel, f"{self.user_id}/{self.conversation_id}")
+        that serves many people); on the web chat one address, whatever conversation ids it
+        sends."""
+        party = self.user_id if self.channel == "web" else self.chat_id
+        return user_key(self.channel, party)
 
     def message(self, message_id: str, **fields: Any) -> IncomingMessage:
         return IncomingMessage(
             channel=self.channel,
-            chat_id=self.conversation_id,
+            chat_id=self.chat_id,
             user_id=self.user_id,
             message_id=message_id,
             **fields,
@@ -96,6 +105,7 @@ class Door:
     keys: tuple[bytes, ...]
     open: bool = False
     off_message: str = "Not found."
+    client_ip_header: str | None = None
 
     def identify(self, request: web.Request) -> Caller:
         """The caller, once the key is right (404 when off, 401 without the right key) and the
@@ -114,7 +124,10 @@ class Door:
                 "bad_request",
                 f"{CONVERSATION_HEADER} must be 1-64 characters of A-Z a-z 0-9 . _ : -.",
             )
-        return Caller(self.channel, user_id or conversation, conversation)
+        if user_id is None:  # the web chat: the browser's address (CLIENT_IP_HEADER behind a proxy)
+            return Caller(self.channel, client_address(request, self.client_ip_header),
+                          conversation, conversation)  # fmt: skip
+        return Caller(self.channel, user_id, conversation, f"{user_id}/{conversation}")
 
     def _user_id(self, request: web.Request) -> str | None:
         """The key's fingerprint (None on an open door); 401 when it is missing or wrong."""
@@ -140,7 +153,7 @@ class Door:
                 f"The key in {self.header} is not valid.",
                 headers={"WWW-Authenticate": f'ApiKey header="{self.header}"'},
             )
-        return "key-" + hashlib.sha256(matched).hexdigest()[:12]
+        return "key-" + hashlib.sha256(matched).hexdigest()[:12]  # = key_fingerprint(given)
 
 
 def api_door(settings: Settings) -> Door:
@@ -164,7 +177,15 @@ def web_door(settings: Settings) -> Door:
         keys=(_digest(key.get_secret_value()),) if key is not None and settings.web_chat else (),
         open=settings.web_chat and key is None,
         off_message="The web chat is off on this server (WEB_CHAT=false).",
+        client_ip_header=settings.client_ip_header,
     )
+
+
+def client_address(request: web.Request, header: str | None) -> str:
+    """The client's address: CLIENT_IP_HEADER when set (a trusted proxy's, e.g. Fly-Client-IP),
+    else the connection's peer."""
+    given = request.headers.get(header, "").strip() if header else ""
+    return given or request.remote or "unknown"
 
 
 def reply_body(reply: Reply, conversation_id: str) -> dict[str, Any]:

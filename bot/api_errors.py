@@ -9,7 +9,7 @@ from aiohttp import web
 
 from bot.errors import BotError
 from handlers.messages import Reply
-from speech.errors import AudioError, AudioTooLarge
+from speech.errors import AudioError, AudioTooLarge, SpeechError
 
 
 class ApiError(BotError):
@@ -42,15 +42,21 @@ def _names(cls: type[BaseException]) -> set[str]:
 
 # Reply.error holds the name of what went wrong; the audio's faults are the caller's (422).
 _UNUSABLE = _names(AudioError) | {"EmptyMessage"}
+_SPEECH_DOWN = _names(SpeechError) - _UNUSABLE
 
 
 def reply_status(reply: Reply) -> tuple[int, str]:
     """The HTTP status and error code for a pipeline Reply: 200 for an answer (declined ones
-    too), 413 audio too large, 422 audio unusable or without words, 503 speech service down."""
+    too), 413 audio or text too large, 422 audio unusable or without words, 503 speech service
+    down, 500 anything else."""
     if reply.error is None:
         return 200, "ok"
     if reply.error == AudioTooLarge.__name__:
         return 413, "payload_too_large"
+    if reply.error == "TextTooLong":
+        return 413, "text_too_long"
     if reply.error in _UNUSABLE:
         return 422, "unusable_audio"
-    return 503, "speech_unavailable"
+    if reply.error in _SPEECH_DOWN:
+        return 503, "speech_unavailable"
+    return 500, "internal_error"

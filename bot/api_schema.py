@@ -42,7 +42,7 @@ _COMMON = {
     "400": _error("Malformed body, missing or empty field, or a wrong X-Conversation-Id."),
     "401": _error("The key is missing or wrong."),
     "404": _error("These endpoints are off on this server."),
-    "413": _error("The body or the audio is larger than the limit."),
+    "413": _error("The body or the audio is over its limit, or the question over MAX_TEXT_CHARS."),
     "415": _error("Wrong Content-Type (or a non-audio `audio` part)."),
     "429": {
         **_error("Over a per-user rate limit (RATE_LIMIT_PER_MINUTE, _PER_HOUR, _PER_DAY)."),

@@ -244,6 +244,11 @@ class Settings(BaseSettings):
         65_536, ge=1024, description="Largest JSON body of /v1/chat and /web/chat, in bytes."
     )
     web_chat: bool = Field(True, description="Serve the web chat page at / (and /web/*).")
+    client_ip_header: str | None = Field(
+        None,
+        description="Header a trusted proxy puts the client's address in (Fly-Client-IP);"
+        " the web chat's rate limits count per address.",
+    )
     web_chat_key: SecretStr | None = Field(
         None, description="Key the web chat page asks for once; unset: the page is open."
     )

@@ -18,7 +18,7 @@ import pytest
 from aiohttp import FormData, web
 from aiohttp.test_utils import TestClient, TestServer
 
-from bot.api import http_routes
+from bot.api import http_routes, key_fingerprint
 from bot.api_errors import reply_status
 from bot.api_schema import OPENAPI
 from bot.errors import SettingsError
@@ -112,6 +112,11 @@ async def webm_opus(speech: SpeechServices, text: str) -> bytes:
     return done.stdout
 
 
+def api_thread(conversation: str, key: str = KEY) -> str:
+    """The thread of an API conversation: it belongs to the key that started it."""
+    return f"api:{key_fingerprint(key)}/{conversation}"
+
+
 async def has_thread(api: Api, thread_id: str) -> bool:
     saver = api.server.app[COMPONENTS].conversations.checkpointer
     return await saver.aget_tuple({"configurable": {"thread_id": thread_id}}) is not None
@@ -156,7 +161,7 @@ async def test_a_text_question_gets_a_grounded_answer_with_its_sources(api: Api)
     assert body["transcript"] is None and body["voice"] is None  # asked by text: text only
     assert {"retrieve", "generate", "total"} <= set(body["exec_time"])
     assert body["conversation_id"] == "text-1"
-    assert await has_thread(api, "api:text-1")
+    assert await has_thread(api, api_thread("text-1"))
 
 
 async def test_a_spoken_question_gets_its_transcript_an_answer_and_a_voice_note(
@@ -201,10 +206,14 @@ async def test_a_follow_up_uses_its_own_conversations_memory_only(api: Api) -> N
     assert not follow_up["declined"] and "three weeks" in follow_up["answer"]
     alone = await ask(api, "mem-b", "For how long?")
     assert alone["declined"] and alone["sources"] == []
-    # The same id on the web chat is another conversation (thread web:mem-a, not api:mem-a).
+    # The same id on the web chat, or with another key, is another conversation.
     web = await ask(api, "mem-a", "For how long?", path="/web/chat", key=None)
     assert web["declined"]
-    assert await has_thread(api, "web:mem-a") and await has_thread(api, "api:mem-a")
+    other_program = await ask(api, "mem-a", "For how long?", key=OTHER_KEY)
+    assert other_program["declined"]
+    assert await has_thread(api, "web:mem-a") and await has_thread(api, api_thread("mem-a"))
+    assert await has_thread(api, api_thread("mem-a", OTHER_KEY))
+    assert api_thread("mem-a") != api_thread("mem-a", OTHER_KEY)
 
 
 async def test_one_conversations_requests_are_answered_in_the_order_they_came(
@@ -241,7 +250,8 @@ async def test_the_web_chat_endpoints_answer_as_channel_web_without_a_key(
     form = audio_form(audio)
     spoken = await call(api, "/web/audio", 200, key=None, conversation="page-1", data=form)
     assert "password" in spoken["transcript"].lower() and spoken["voice"] is not None
-    assert await has_thread(api, "web:page-1") and not await has_thread(api, "api:page-1")
+    assert await has_thread(api, "web:page-1")
+    assert not await has_thread(api, api_thread("page-1"))
 
 
 # --- refusals --------------------------------------------------------------------------------
@@ -260,7 +270,7 @@ async def test_a_missing_or_wrong_key_gets_401_before_the_body_is_read(api: Api)
     await call(api, "/v1/audio", 401, key="", data=b"x", headers={"Content-Type": "text/plain"})
     response = await api.post("/v1/chat", json={"message": "Hi"})
     assert response.headers["WWW-Authenticate"] == 'ApiKey header="X-API-Key"'
-    assert not await has_thread(api, "api:deny-1")
+    assert not await has_thread(api, api_thread("deny-1"))
 
 
 async def test_malformed_requests_get_400_with_the_reason(api: Api) -> None:
@@ -361,6 +371,34 @@ async def test_a_conversation_over_the_rate_limit_gets_429_with_retry_after(
     assert 'suara_messages_total{channel="api",kind="text"} 3.0' in metrics
 
 
+async def test_the_web_chat_is_limited_per_address_whatever_conversation_it_names(
+    settings_factory: SettingsFactory, tmp_path: Path
+) -> None:
+    settings = settings_factory(
+        data_dir=tmp_path,
+        knowledge_sources=[HANDBOOK],
+        rate_limit_per_minute=2,
+        client_ip_header="X-Client-Address",  # as a trusted proxy in front would set it
+    )
+    async with TestClient(TestServer(create_app(settings))) as limited:
+        address = {"X-Client-Address": "203.0.113.7"}
+        for conversation in ("fresh-1", "fresh-2"):
+            await ask(limited, conversation, "How long?", path="/web/chat", key=None,
+                      headers=address)  # fmt: skip
+        refused = await ask(
+            limited, "fresh-3", "How long?", 429, path="/web/chat", key=None, headers=address
+        )
+        assert refused["error"] == "rate_limited"
+        await ask(limited, None, "How long?", 429, path="/web/chat", key=None, headers=address)
+        other = {"X-Client-Address": "198.51.100.4"}
+        await ask(limited, "fresh-1", "How long?", path="/web/chat", key=None, headers=other)
+
+
+async def test_a_typed_question_over_max_text_chars_gets_413(api: Api) -> None:
+    body = await ask(api, "long-1", "How long? " * 300, 413)  # 3,000 > MAX_TEXT_CHARS 2,000
+    assert body["error"] == "text_too_long" and body["reason"] == "TextTooLong"
+
+
 def test_pipeline_outcomes_map_to_statuses() -> None:
     assert reply_status(Reply(text="An answer")) == (200, "ok")
     assert reply_status(Reply(text="Not covered", declined=True)) == (200, "ok")
@@ -368,6 +406,8 @@ def test_pipeline_outcomes_map_to_statuses() -> None:
         assert reply_status(Reply(text="Sorry", error=kind)) == (422, "unusable_audio")
     assert reply_status(Reply(text="Sorry", error="AudioTooLarge")) == (413, "payload_too_large")
     assert reply_status(Reply(text="Sorry", error="ProviderError")) == (503, "speech_unavailable")
+    assert reply_status(Reply(text="Too long", error="TextTooLong")) == (413, "text_too_long")
+    assert reply_status(Reply(text="Sorry", error="Unexpected")) == (500, "internal_error")
 
 
 async def test_with_no_keys_and_the_web_chat_off_the_endpoints_are_404(
