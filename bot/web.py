@@ -128,10 +128,11 @@ async def health(request: web.Request) -> web.Response:
         index["documents"] = await asyncio.to_thread(components.index.document_count)
         index["chunks"] = await asyncio.to_thread(components.index.chunk_count)
         inbox = (await messaging.inbox.stats()).__dict__
+        channel_health = await messaging.health()
     except Exception as exc:
         log.exception("/health: a store cannot be read")
         store = {**store, "status": "error", "error": f"{type(exc).__name__}: {exc}"}
-        runs = []
+        runs, channel_health = [], {}
     # running, else the last run's: ok, failed, interrupted; none before the first run
     index["status"] = (
         "running" if components.reindex_running else (runs[0].status if runs else "none")
@@ -149,7 +150,6 @@ async def health(request: web.Request) -> web.Response:
         "channels": sorted(messaging.channels),
         "inbox": inbox,
     }
-    channel_health = await messaging.health()
     if channel_health:
         body["channel_health"] = channel_health
     return web.json_response(body, status=503 if failing else 200)

@@ -45,9 +45,14 @@ class MediaDownloader:
     async def fetch(self, url: str, limit: int) -> bytes:
         """The bytes at `url`; AudioTooLarge over `limit`, TransientDeliveryError for what may
         pass (network, 429, 5xx), PermanentDeliveryError for what will not (other 4xx)."""
-        target = URL(url)
-        if target.scheme not in ("http", "https") or not target.host:
-            raise PermanentDeliveryError(f"media URL {url!r} is not an http(s) address")
+        try:
+            target = URL(url)
+        except ValueError as exc:
+            raise PermanentDeliveryError(f"media URL {url!r} is malformed: {exc}") from exc
+        if target.scheme not in ("http", "https") or not target.host or target.user is not None:
+            raise PermanentDeliveryError(
+                f"media URL {url!r} is not an http(s) address without credentials"
+            )
         auth = self.credentials_for(target)
         if auth is None:
             log.warning(
@@ -61,7 +66,7 @@ class MediaDownloader:
                 ) as response:
                     if response.status in REDIRECTS and "Location" in response.headers:
                         # A redirect (Twilio's signed CDN address) never gets the credentials.
-                        target = target.join(URL(response.headers["Location"]))
+                        target = _redirect(target, response.headers["Location"])
                         auth = None
                         continue
                     _check_status(response, target)
@@ -73,14 +78,27 @@ class MediaDownloader:
         raise PermanentDeliveryError(f"media URL {url!r}: more than {MAX_REDIRECTS} redirects")
 
 
+def _redirect(current: URL, location: str) -> URL:
+    """Where a redirect leads: http(s) only, and no credentials in the URL."""
+    try:
+        target = current.join(URL(location))
+    except ValueError as exc:
+        raise PermanentDeliveryError(f"media redirect to {location!r} is malformed") from exc
+    if target.scheme not in ("http", "https") or not target.host or target.user is not None:
+        raise PermanentDeliveryError(f"media redirect to {location!r} is not an http(s) address")
+    return target
+
+
 def _check_status(response: aiohttp.ClientResponse, url: URL) -> None:
     status = response.status
     if status < 400:
         return
     where = f"media download from {url.origin()}{url.path}: HTTP {status}"
-    if status == 429 or status >= 500:
+    if status == 429:  # flood control: the wait does not use up an attempt
         retry_after = response.headers.get("Retry-After", "")
         raise TransientDeliveryError(where, float(retry_after) if retry_after.isdigit() else None)
+    if status >= 500:  # a failure: retried with backoff, each attempt counted
+        raise TransientDeliveryError(where)
     raise PermanentDeliveryError(where)
 
 

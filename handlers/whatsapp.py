@@ -443,8 +443,10 @@ class WhatsAppChannel:
             if code == OUTSIDE_WINDOW:
                 log.warning("%s (outside the 24-hour window: not retried)", detail)
                 raise PermanentDeliveryError(detail, reachable=False) from exc
-            if not isinstance(status, int) or status == 429 or status >= 500:
+            if status == 429:  # flood control: the wait does not use up an attempt
                 raise TransientDeliveryError(detail, _retry_after.get()) from exc
+            if not isinstance(status, int) or status >= 500:  # retried, each attempt counted
+                raise TransientDeliveryError(detail) from exc
             # 401/403: our credentials or sender are refused; nothing can reach the chat.
             raise PermanentDeliveryError(detail, reachable=status not in (401, 403)) from exc
         except (aiohttp.ClientError, TimeoutError, OSError) as exc:

@@ -320,6 +320,13 @@ async def test_media_downloads_have_a_size_limit_and_only_http(
             await downloader.fetch("file:///etc/passwd", limit=10_000)
         with pytest.raises(PermanentDeliveryError, match="404"):
             await downloader.fetch(media_host.add("x", b"") + "-missing", limit=10_000)
+        # Odd addresses fail once, for good, instead of being retried.
+        for odd in ("https://user:secret@api.twilio.com/x", "http://bad\\host/x", "http://[::1"):
+            with pytest.raises(PermanentDeliveryError):
+                await downloader.fetch(odd, limit=10_000)
+        to_file = twilio.add_media(b"", redirect_to="file:///etc/passwd")
+        with pytest.raises(PermanentDeliveryError, match="redirect"):
+            await downloader.fetch(to_file, limit=10_000)
 
 
 async def test_a_voice_reply_too_large_for_whatsapp_is_skipped_and_the_text_still_sent(
