@@ -67,6 +67,7 @@ class Responder:
         self.prefs = prefs
         self.channels = channels
         self._index_ready = False
+        self._told: dict[str, float] = {}  # who was told "no" (wait, refused), until when
 
     async def process(self, item: InboxItem) -> None:
         channel = self.channels[item.channel]
@@ -80,6 +81,9 @@ class Responder:
             await self.inbox.save_reply(
                 item.id, reply.to_stored(), reply.voice.data if reply.voice else None
             )
+        if not reply.text and reply.voice is None:  # told already (see _tell_once): no new send
+            log.info("not answering %s %s: told already", item.chat_key, item.message_id)
+            return
         await self._deliver(channel, item, reply)
         kind = item.kind
         if kind == "message":
@@ -131,7 +135,10 @@ class Responder:
                 prefix=channel.command_prefix,
             )
             return await run_command(payload["command"], payload.get("args", []), context)
-        if item.kind in ("unsupported", "refused"):
+        if item.kind == "refused":  # once a day per chat: each refusal is a paid send
+            text = phrase("refused", language) if self._tell_once(item.chat_key, 86400) else ""
+            return Reply(text=text, language=language, error="refused")
+        if item.kind == "unsupported":
             return Reply(text=phrase(item.kind, language), language=language, error=item.kind)
         limited = await self._over_rate_limit(item, language)
         if limited is not None:
@@ -170,9 +177,23 @@ class Responder:
             verdict.retry_after_s,
         )
         self.components.metrics.limited(item.channel, verdict.window or "rate")
+        if not self._tell_once(user, verdict.retry_after_s):  # a flood gets one notice
+            return Reply(text="", language=language, error="RateLimited")
         wait = wait_phrase(verdict.retry_after_s, language)
         return Reply(
             text=phrase("rate_limited", language).format(wait=wait),
             language=language,
             error="RateLimited",
         )
+
+    def _tell_once(self, who: str, seconds: float) -> bool:
+        """True the first time `who` is told "no" in `seconds` (then silence until they pass):
+        a flood of messages gets one notice, not one paid send each. Kept in memory only: a
+        restart may tell once more."""
+        now = time.monotonic()
+        if self._told.get(who, 0.0) > now:
+            return False
+        if len(self._told) > 10_000:  # forget the notices that have run out
+            self._told = {k: until for k, until in self._told.items() if until > now}
+        self._told[who] = now + max(seconds, 1.0)
+        return True

@@ -487,6 +487,11 @@ async def test_numbers_not_allowed_get_a_refusal_and_nothing_reaches_the_agent(
     await tuned.post(inbound(number, body="When is the library open?"))
     [refusal] = await tuned.answers(number, 1)
     assert refusal.body is not None and "isn't available" in refusal.body
+    # More messages the same day are not refused again: each refusal is a paid send.
+    await tuned.post(inbound(number, body="Hello?"))
+    await tuned.post(inbound(number, body="Anyone there?"))
+    await tuned.idle()
+    assert len(tuned.twilio.messages(f"whatsapp:{number}")) == 1
     conversations = tuned.app[COMPONENTS].conversations.checkpointer
     assert not await conversations.aget_tuple(
         {"configurable": {"thread_id": f"whatsapp:{number.lstrip('+')}"}}
