@@ -17,7 +17,7 @@ from typing import Any
 
 import aiohttp
 
-from bench.webhook_load import free_port, p99
+from bench.webhook_load import free_port, p99, serve_env
 from bot.settings import load_settings
 from speech.factory import build_speech
 from speech.transcode import to_voice_note
@@ -129,10 +129,8 @@ async def main(questions: int, conversations: int, runs: int) -> None:
             Path(tmp) / "data",
             port,
             API_KEYS=KEY,
-            RATE_LIMIT_PER_MINUTE="0",  # measure answering, not the limits
-            RATE_LIMIT_PER_HOUR="0",
-            RATE_LIMIT_PER_DAY="0",
             STT_LANGUAGE="en",
+            **serve_env(),  # no rate limits: measure answering
         )
         base = f"http://127.0.0.1:{port}"
         try:

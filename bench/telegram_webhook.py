@@ -12,18 +12,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
-import tempfile
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 
-from bench.webhook_load import Send, free_port, run_phases
+from bench.webhook_load import Send, bench_webhook, parse_args, serve_env
 from tests.fakes.telegram_api import TOKEN, FakeTelegram, message_update
-from tests.serve_process import start_serve, wait_until_serving
+from tests.serve_process import start_serve
 
 SECRET = "bench-secret"
 HEADERS = {"X-Telegram-Bot-Api-Secret-Token": SECRET}
@@ -38,11 +36,7 @@ def start_server(data_dir: Path, port: int, fake: FakeTelegram) -> subprocess.Po
         TELEGRAM_WEBHOOK_SECRET=SECRET,
         TELEGRAM_API_BASE_URL=fake.base_url,
         TELEGRAM_FILE_BASE_URL=fake.file_base_url,
-        # A thousand chats asking over and over: measure answering, not the rate limits.
-        RATE_LIMIT_PER_MINUTE="0",
-        RATE_LIMIT_PER_HOUR="0",
-        RATE_LIMIT_PER_DAY="0",
-        **{k: v for k, v in os.environ.items() if k.startswith("INBOX_")},
+        **serve_env(),
     )
 
 
@@ -61,38 +55,10 @@ def sends(session: aiohttp.ClientSession, url: str, count: int, chats: int = 100
     ]
 
 
-async def main(rate: float, seconds: float, count: int, clients: int) -> None:
+async def main(args: argparse.Namespace) -> None:
     fake = await FakeTelegram().start()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as tmp:
-        server = start_server(Path(tmp), port, fake)
-        try:
-            connector = aiohttp.TCPConnector(limit=64)
-            async with aiohttp.ClientSession(connector=connector) as session:
-                await wait_until_serving(url, models=True)
-                await run_phases(
-                    session,
-                    url,
-                    partial(sends, session, url),
-                    fake.hold,
-                    fake.release,
-                    rate=rate,
-                    seconds=seconds,
-                    count=count,
-                    clients=clients,
-                )
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
-            await fake.stop()
+    await bench_webhook(fake, partial(start_server, fake=fake), sends, args)
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rate", type=float, default=500, help="steady updates per second")
-    parser.add_argument("--seconds", type=float, default=10, help="length of the steady phase")
-    parser.add_argument("--burst", type=int, default=5000, help="updates in the closed-loop phase")
-    parser.add_argument("--clients", type=int, default=16, help="concurrent senders in the burst")
-    args = parser.parse_args()
-    asyncio.run(main(args.rate, args.seconds, args.burst, args.clients))
+    asyncio.run(main(parse_args(__doc__, "updates")))

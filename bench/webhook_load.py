@@ -4,15 +4,22 @@ the same server answers; every accepted message must be in the inbox."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import os
 import socket
 import statistics
+import subprocess
+import tempfile
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any
+from functools import partial
+from pathlib import Path
+from typing import Any, Protocol
 
 import aiohttp
+
+from tests.serve_process import wait_until_serving
 
 WARM_UP_SECONDS = 2.0
 
@@ -117,3 +124,62 @@ async def run_phases(
     )
     if stored != sent:
         raise SystemExit(1)
+
+
+class HeldApi(Protocol):
+    """A fake channel API that can hold every send, and let them go."""
+
+    def hold(self) -> None: ...
+
+    def release(self) -> None: ...
+
+    async def stop(self) -> None: ...
+
+
+def serve_env() -> dict[str, str]:
+    """`serve`'s extra settings in a webhook bench: INBOX_* passed through from this shell, and
+    no rate limits (a thousand chats ask over and over: measure answering, not the limits)."""
+    limits_off = {f"RATE_LIMIT_PER_{w}": "0" for w in ("MINUTE", "HOUR", "DAY")}
+    return {**{k: v for k, v in os.environ.items() if k.startswith("INBOX_")}, **limits_off}
+
+
+async def bench_webhook(
+    fake: HeldApi,
+    start: Callable[[Path, int], subprocess.Popen[bytes]],
+    make: Callable[[aiohttp.ClientSession, str, int], list[Send]],
+    args: argparse.Namespace,
+) -> None:
+    """`serve` started by `start(data_dir, port)`, loaded with `make`'s messages in both phases;
+    stops the server and `fake` after."""
+    port = free_port()
+    url = f"http://127.0.0.1:{port}"
+    with tempfile.TemporaryDirectory() as tmp:
+        server = start(Path(tmp), port)
+        try:
+            connector = aiohttp.TCPConnector(limit=64)
+            async with aiohttp.ClientSession(connector=connector) as session:
+                await wait_until_serving(url, models=True)
+                await run_phases(
+                    session,
+                    url,
+                    partial(make, session, url),
+                    fake.hold,
+                    fake.release,
+                    rate=args.rate,
+                    seconds=args.seconds,
+                    count=args.burst,
+                    clients=args.clients,
+                )
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
+            await fake.stop()
+
+
+def parse_args(description: str | None, unit: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--rate", type=float, default=500, help=f"steady {unit} per second")
+    parser.add_argument("--seconds", type=float, default=10, help="length of the steady phase")
+    parser.add_argument("--burst", type=int, default=5000, help=f"{unit} in the closed-loop phase")
+    parser.add_argument("--clients", type=int, default=16, help="concurrent senders in the burst")
+    return parser.parse_args()

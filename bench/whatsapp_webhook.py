@@ -13,16 +13,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import subprocess
-import tempfile
 from functools import partial
 from pathlib import Path
 from urllib.parse import urlencode
 
 import aiohttp
 
-from bench.webhook_load import Send, free_port, run_phases
+from bench.webhook_load import Send, bench_webhook, parse_args, serve_env
 from tests.fakes.twilio_api import (
     ACCOUNT_SID,
     AUTH_TOKEN,
@@ -31,7 +29,7 @@ from tests.fakes.twilio_api import (
     inbound,
     signature,
 )
-from tests.serve_process import start_serve, wait_until_serving
+from tests.serve_process import start_serve
 
 WEBHOOK = "/whatsapp/webhook"
 QUESTIONS = ["When is the library open?", "How do I reset my password?", "hello"]
@@ -46,7 +44,7 @@ def start_server(data_dir: Path, port: int, fake: FakeTwilio) -> subprocess.Pope
         TWILIO_WHATSAPP_NUMBER=WHATSAPP_NUMBER,
         TWILIO_API_BASE_URL=fake.origin,
         PUBLIC_BASE_URL=f"http://127.0.0.1:{port}",
-        **{k: v for k, v in os.environ.items() if k.startswith("INBOX_")},
+        **serve_env(),
     )
 
 
@@ -73,39 +71,11 @@ def sends(session: aiohttp.ClientSession, url: str, count: int, chats: int = 100
     return result
 
 
-async def main(rate: float, seconds: float, count: int, clients: int) -> None:
+async def main(args: argparse.Namespace) -> None:
     fake = await FakeTwilio().start()
-    port = free_port()
-    url = f"http://127.0.0.1:{port}"
-    with tempfile.TemporaryDirectory() as tmp:
-        server = start_server(Path(tmp), port, fake)
-        try:
-            connector = aiohttp.TCPConnector(limit=64)
-            async with aiohttp.ClientSession(connector=connector) as session:
-                await wait_until_serving(url, models=True)
-                await run_phases(
-                    session,
-                    url,
-                    partial(sends, session, url),
-                    fake.hold,
-                    fake.release,
-                    rate=rate,
-                    seconds=seconds,
-                    count=count,
-                    clients=clients,
-                )
-                print(f"replies sent through the fake Twilio API so far: {len(fake.sent)}")
-        finally:
-            server.terminate()
-            server.wait(timeout=60)
-            await fake.stop()
+    await bench_webhook(fake, partial(start_server, fake=fake), sends, args)
+    print(f"replies sent through the fake Twilio API: {len(fake.sent)}")
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("--rate", type=float, default=500, help="steady messages per second")
-    parser.add_argument("--seconds", type=float, default=10, help="length of the steady phase")
-    parser.add_argument("--burst", type=int, default=5000, help="messages in the closed-loop phase")
-    parser.add_argument("--clients", type=int, default=16, help="concurrent senders in the burst")
-    args = parser.parse_args()
-    asyncio.run(main(args.rate, args.seconds, args.burst, args.clients))
+    asyncio.run(main(parse_args(__doc__, "messages")))
