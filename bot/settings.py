@@ -111,6 +111,10 @@ class Settings(BaseSettings):
     log_format: Literal["text", "json"] = Field(
         "text", description="Log lines as text (a terminal) or JSON objects (a log collector)."
     )
+    metrics_token: SecretStr | None = Field(
+        None,
+        description="Bearer token /metrics asks for (16-256 printable characters); unset: open.",
+    )
     reindex_on_start: bool = Field(True, description="Incrementally re-index when serve starts.")
 
     # --- audio -----------------------------------------------------------------------------
@@ -258,7 +262,7 @@ class Settings(BaseSettings):
     def _split_keys(cls, value: Any) -> Any:
         return _split_csv(value)
 
-    @field_validator("api_keys", "web_chat_key")
+    @field_validator("api_keys", "web_chat_key", "metrics_token")
     @classmethod
     def _check_keys(cls, value: Any) -> Any:
         keys = value if isinstance(value, list) else [value] if value is not None else []

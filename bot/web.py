@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import asyncio
 import gc
+import hashlib
+import hmac
 import logging
 import time
 from collections.abc import AsyncIterator
@@ -168,6 +170,18 @@ async def ready(request: web.Request) -> web.Response:
 async def metrics_page(request: web.Request) -> web.Response:
     """The Prometheus text format; the inbox gauges are read now."""
     app = request.app
+    token = app[COMPONENTS].settings.metrics_token
+    if token is not None:
+        given = request.headers.get("Authorization", "").encode("utf-8", "surrogateescape")
+        expected = f"Bearer {token.get_secret_value()}".encode()
+        if not hmac.compare_digest(
+            hashlib.sha256(given).digest(), hashlib.sha256(expected).digest()
+        ):
+            return web.json_response(
+                {"error": "unauthorized", "message": "Send METRICS_TOKEN as a Bearer token."},
+                status=401,
+                headers={"WWW-Authenticate": 'Bearer realm="metrics"'},
+            )
     try:
         app[METRICS].set_inbox(await app[MESSAGING].inbox.stats())
     except Exception:

@@ -20,6 +20,7 @@ from tests.fakes.telegram_api import FakeTelegram, message_update, voice_update
 from tests.scrape import scrape
 from tests.test_telegram import Harness, serving, telegram_settings
 
+METRICS_TOKEN = "metrics-token-0123456789"
 Speak = Callable[[str], Awaitable[bytes]]
 FAMILIES = {
     "suara_messages",
@@ -112,8 +113,17 @@ async def test_ready_is_503_until_the_first_index_and_the_models_then_200(
         openai_base_url=fake_openai.base_url,
         stt_provider="openai",
         tts_provider="openai",
+        metrics_token=METRICS_TOKEN,
     )
     async with TestClient(TestServer(create_app(settings))) as client:
+        # With METRICS_TOKEN, /metrics wants it as a Bearer token; /ready and /health stay open.
+        for wrong in ({}, {"Authorization": "Bearer nope"}, {"Authorization": METRICS_TOKEN}):
+            refused = await client.get("/metrics", headers=wrong)
+            assert refused.status == 401 and refused.headers["WWW-Authenticate"].startswith(
+                "Bearer"
+            )
+        scraped = await client.get("/metrics", headers={"Authorization": f"Bearer {METRICS_TOKEN}"})
+        assert scraped.status == 200 and "suara_inbox_messages" in await scraped.text()
         response = await client.get("/ready")
         assert response.status == 503
         body = await response.json()
