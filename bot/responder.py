@@ -19,6 +19,7 @@ from handlers.commands import CommandContext, run_command
 from handlers.messages import IncomingMessage, Media, Reply
 from rag.language import phrase, wait_phrase
 from speech.language import language_code
+from speech.types import VoiceNote
 from storage.chat_prefs import ChatPrefs, ChatPrefsStore
 from storage.inbox import Inbox, InboxItem
 
@@ -26,23 +27,56 @@ log = logging.getLogger(__name__)
 
 
 class Channel(Protocol):
-    """What the responder needs from a messaging channel."""
+    """What the responder needs from a messaging channel: its name, how it sends one text
+    message and one voice note; which parts are still to send is the responder's business."""
 
     name: str
+    title: str  # for people: "Telegram"
     command_prefix: str
+    voice_limit: int  # bytes: a larger voice note is skipped (the text still goes)
 
     def media(self, item: InboxItem) -> Media | None: ...
 
     def activity(self, item: InboxItem, voice: bool) -> AbstractAsyncContextManager[None]: ...
 
-    async def deliver(
-        self,
-        item: InboxItem,
-        reply: Reply,
-        sent: set[str],
-        record: Callable[[str], Awaitable[None]],
-        prefix: str = "",
-    ) -> None: ...
+    def texts(self, reply: Reply) -> list[str]:
+        """The reply as the channel's messages, in order, each within its length limit."""
+        ...
+
+    async def send_text(self, item: InboxItem, number: int, text: str, part: str) -> None: ...
+
+    async def send_voice(self, item: InboxItem, voice: VoiceNote, part: str) -> None: ...
+
+
+async def deliver_parts(
+    channel: Channel,
+    item: InboxItem,
+    reply: Reply,
+    sent: set[str],
+    record: Callable[[str], Awaitable[None]],
+    prefix: str = "",
+) -> None:
+    """Send each part of `reply` not in `sent` (`text:0`, `text:1`, ..., then `voice`, each
+    after `prefix`), recording each once sent: a retry sends only what is missing."""
+    for number, text in enumerate(channel.texts(reply)):
+        part = f"{prefix}text:{number}"
+        if part not in sent:
+            await channel.send_text(item, number, text, part)
+            await record(part)
+    voice, part = reply.voice, f"{prefix}voice"
+    if voice is None or part in sent:
+        return
+    if len(voice.data) > channel.voice_limit:
+        log.warning(
+            "voice reply of %d bytes to %s is over %s's %g MB; text only",
+            len(voice.data),
+            item.chat_key,
+            channel.title,
+            channel.voice_limit / 1_000_000,
+        )
+        return
+    await channel.send_voice(item, voice, part)
+    await record(part)
 
 
 def wants_voice(settings: Settings, prefs: ChatPrefs, spoken: bool) -> bool:
@@ -103,7 +137,7 @@ class Responder:
         metrics = self.components.metrics
         started = time.perf_counter()
         try:
-            await channel.deliver(item, reply, item.sent_parts, self._recorder(item), prefix)
+            await deliver_parts(channel, item, reply, item.sent_parts, self._recorder(item), prefix)
         except Exception:
             metrics.stage_error("send")
             raise

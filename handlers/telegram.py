@@ -46,6 +46,7 @@ from bot.settings import Settings
 from handlers.messages import Media, Reply
 from handlers.telegram_format import html_messages
 from speech.errors import AudioTooLarge
+from speech.types import VoiceNote
 from storage.inbox import Inbox, InboxItem
 
 log = logging.getLogger(__name__)
@@ -127,7 +128,9 @@ class TelegramChannel:
     """Accepts updates into the inbox; fetches media and delivers replies for the dispatcher."""
 
     name = CHANNEL
+    title = "Telegram"
     command_prefix = "/"
+    voice_limit = VOICE_LIMIT
 
     def __init__(
         self,
@@ -381,53 +384,36 @@ class TelegramChannel:
                 log.debug("chat action for %s failed: %s", chat_id, exc)
             await asyncio.sleep(ACTION_EVERY)
 
-    async def deliver(
-        self,
-        item: InboxItem,
-        reply: Reply,
-        sent: set[str],
-        record: Callable[[str], Awaitable[None]],
-        prefix: str = "",
-    ) -> None:
-        """Send each part not yet sent (text chunks, then the voice note), recording each."""
-        chat_id = int(item.chat_id)
+    def texts(self, reply: Reply) -> list[str]:
+        return html_messages(reply)
+
+    async def send_text(self, item: InboxItem, number: int, text: str, part: str) -> None:
+        """One HTML message; in a group the first one quotes the question."""
         quote = (
             ReplyParameters(message_id=item.payload["message_id"], allow_sending_without_reply=True)
-            if item.payload.get("group") and item.payload.get("message_id")
+            if number == 0 and item.payload.get("group") and item.payload.get("message_id")
             else None
         )
-        for number, text in enumerate(html_messages(reply)):
-            part = f"{prefix}text:{number}"
-            if part in sent:
-                continue
-            await self._call(
-                self.bot.send_message(
-                    chat_id,
-                    text,
-                    parse_mode=ParseMode.HTML,
-                    link_preview_options=LinkPreviewOptions(is_disabled=True),
-                    reply_parameters=quote if number == 0 else None,
-                ),
-                "sendMessage",
-            )
-            await record(part)
-        voice = reply.voice
-        if voice is None or f"{prefix}voice" in sent:
-            return
-        if len(voice.data) > VOICE_LIMIT:
-            log.warning(
-                "voice reply of %d bytes is over Telegram's 1 MB; text only", len(voice.data)
-            )
-            return
+        await self._call(
+            self.bot.send_message(
+                int(item.chat_id),
+                text,
+                parse_mode=ParseMode.HTML,
+                link_preview_options=LinkPreviewOptions(is_disabled=True),
+                reply_parameters=quote,
+            ),
+            "sendMessage",
+        )
+
+    async def send_voice(self, item: InboxItem, voice: VoiceNote, part: str) -> None:
         await self._call(
             self.bot.send_voice(
-                chat_id,
+                int(item.chat_id),
                 InputFile(voice.data, filename="answer.ogg"),
                 duration=timedelta(seconds=round(voice.duration)),
             ),
             "sendVoice",
         )
-        await record(f"{prefix}voice")
 
     async def _call(self, request: Awaitable[T], method: str) -> T:
         """Await a Bot API call, turning Telegram's errors into retry-or-not delivery errors."""

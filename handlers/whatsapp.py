@@ -30,6 +30,7 @@ from handlers.commands import COMMANDS
 from handlers.messages import Media, Reply
 from handlers.twilio_media import MediaDownloader
 from handlers.whatsapp_format import whatsapp_messages
+from speech.types import VoiceNote
 from storage.delivery_failures import DeliveryFailure, DeliveryFailures
 from storage.inbox import Inbox, InboxItem
 from storage.media import MediaStore, SqliteMediaStore
@@ -94,7 +95,9 @@ class WhatsAppChannel:
     dispatcher; serves the voice replies Twilio fetches and records failed deliveries."""
 
     name = CHANNEL
+    title = "WhatsApp"
     command_prefix = ""
+    voice_limit = VOICE_LIMIT
 
     def __init__(self, settings: Settings, inbox: Inbox, on_accepted: Callable[[], None]) -> None:
         sid, token = settings.twilio_account_sid, settings.twilio_auth_token
@@ -371,39 +374,18 @@ class WhatsAppChannel:
         """WhatsApp through Twilio shows no typing indicator here: nothing to show."""
         yield
 
-    async def deliver(
-        self,
-        item: InboxItem,
-        reply: Reply,
-        sent: set[str],
-        record: Callable[[str], Awaitable[None]],
-        prefix: str = "",
-    ) -> None:
-        """Send each part not yet sent (text messages in order, then the voice note), recording
-        each, so a retry sends only what is missing."""
-        to = item.payload["address"]
-        for number, text in enumerate(whatsapp_messages(reply)):
-            part = f"{prefix}text:{number}"
-            if part in sent:
-                continue
-            await self._send(to, part, body=text)
-            await record(part)
-        voice = reply.voice
-        part = f"{prefix}voice"
-        if voice is None or part in sent:
-            return
-        if len(voice.data) > VOICE_LIMIT:
-            log.warning(
-                "voice reply of %d bytes to %s is over WhatsApp's 16 MB; text only",
-                len(voice.data),
-                item.chat_key,
-            )
-            return
+    def texts(self, reply: Reply) -> list[str]:
+        return whatsapp_messages(reply)
+
+    async def send_text(self, item: InboxItem, number: int, text: str, part: str) -> None:
+        await self._send(item.payload["address"], part, body=text)
+
+    async def send_voice(self, item: InboxItem, voice: VoiceNote, part: str) -> None:
+        """By URL: the app serves it at /media/{token}.ogg (a retry reuses the token)."""
         token = await self.media_store.put(
             voice.data, voice.mime_type, self.settings.media_ttl, key=f"{item.id}:{part}"
         )
-        await self._send(to, part, media_url=[self.media_url(token)])
-        await record(part)
+        await self._send(item.payload["address"], part, media_url=[self.media_url(token)])
 
     async def _send(
         self, to: str, part: str, body: str | None = None, media_url: list[str] | None = None

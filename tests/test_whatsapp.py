@@ -19,6 +19,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 from bot.errors import PermanentDeliveryError, SettingsError
+from bot.responder import deliver_parts
 from bot.settings import PROJECT_DIR, Settings
 from bot.web import COMPONENTS, MESSAGING, create_app
 from handlers.messages import Reply
@@ -349,8 +350,8 @@ async def test_a_voice_reply_too_large_for_whatsapp_is_skipped_and_the_text_stil
     async def record(part: str) -> None:
         recorded.append(part)
 
-    with caplog.at_level(logging.WARNING, logger="handlers.whatsapp"):
-        await bot.channel.deliver(item, reply, set(), record)
+    with caplog.at_level(logging.WARNING, logger="bot.responder"):
+        await deliver_parts(bot.channel, item, reply, set(), record)
     assert recorded == ["text:0"]
     assert [m.body for m in bot.twilio.messages(f"whatsapp:{number}")] == ["Short answer."]
     assert "over WhatsApp's 16 MB" in caplog.text
