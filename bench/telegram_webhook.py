@@ -20,7 +20,7 @@ from typing import Any
 import aiohttp
 
 from bench.webhook_load import Send, bench_webhook, parse_args, serve_env
-from tests.fakes.telegram_api import TOKEN, FakeTelegram, message_update
+from tests.fakes.telegram_api import FakeTelegram, message_update
 from tests.serve_process import start_serve
 
 SECRET = "bench-secret"
@@ -32,10 +32,7 @@ def start_server(data_dir: Path, port: int, fake: FakeTelegram) -> subprocess.Po
     return start_serve(
         data_dir,
         port,
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_WEBHOOK_SECRET=SECRET,
-        TELEGRAM_API_BASE_URL=fake.base_url,
-        TELEGRAM_FILE_BASE_URL=fake.file_base_url,
+        **fake.serve_env(SECRET),
         **serve_env(),
     )
 

@@ -392,9 +392,7 @@ async def test_set_webhook_registers_the_url_secret_and_updates(
 
     env = cli_env(
         tmp_path,
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_WEBHOOK_SECRET=SECRET,
-        TELEGRAM_API_BASE_URL=fake.base_url,
+        **fake.serve_env(SECRET),
         PUBLIC_BASE_URL="https://bot.example.org/",
     )
     command = [sys.executable, "-m", "bot", "telegram", "set-webhook"]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import aiohttp
 
-from tests.fakes.telegram_api import BOT_USERNAME, TOKEN, FakeTelegram, message_update, user
+from tests.fakes.telegram_api import BOT_USERNAME, FakeTelegram, message_update, user
 from tests.serve_process import start_serve, wait_until_serving
 
 SECRET = "restart-secret"
@@ -27,10 +27,7 @@ def start_bot(data_dir: Path, port: int, fake: FakeTelegram) -> subprocess.Popen
     return start_serve(
         data_dir,
         port,
-        TELEGRAM_BOT_TOKEN=TOKEN,
-        TELEGRAM_WEBHOOK_SECRET=SECRET,
-        TELEGRAM_API_BASE_URL=fake.base_url,
-        TELEGRAM_FILE_BASE_URL=fake.file_base_url,
+        **fake.serve_env(SECRET),
         INBOX_RETRY_SECONDS="0.1",
         LOG_LEVEL="INFO",
     )

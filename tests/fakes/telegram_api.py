@@ -109,6 +109,15 @@ class FakeTelegram(FakeServer):
     def file_base_url(self) -> str:
         return f"{self.origin}/file/bot"
 
+    def serve_env(self, secret: str) -> dict[str, str]:
+        """The settings that point a `serve` process at this fake, webhook secret included."""
+        return {
+            "TELEGRAM_BOT_TOKEN": TOKEN,
+            "TELEGRAM_WEBHOOK_SECRET": secret,
+            "TELEGRAM_API_BASE_URL": self.base_url,
+            "TELEGRAM_FILE_BASE_URL": self.file_base_url,
+        }
+
     def fail(
         self, method: str, status: int, times: int = 1, retry_after: int | None = None
     ) -> None:
